@@ -1,0 +1,67 @@
+# The one way to run every check. `make help` lists the targets.
+# Needs python3 (3.11+), Java 17+ and Maven; everything else is installed into
+# .venv/ and .cache/ (both git-ignored).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .cache/uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+# uv reads the system's CA bundle, as pip does.
+export UV_SYSTEM_CERTS := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup venv models kafka demo test test-unit test-integration lint format schemas broker-start broker-stop clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: venv models kafka ## install everything: virtualenv, models, Kafka jars
+
+$(UV):
+	$(PYTHON) -m venv .cache/uv
+	.cache/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+venv: $(UV) ## create .venv from the locked dependency set (uv.lock)
+	$(UV) sync --frozen --extra dev --quiet
+	@$(BIN)/python -c "import importlib.metadata as m; names = {d.metadata['Name'].lower() for d in m.distributions()}; \
+	  bad = names & {'opencv-python', 'opencv-contrib-python', 'opencv-contrib-python-headless'}; \
+	  assert not bad, f'a second OpenCV is installed: {bad}'"
+
+models: ## fetch the BlazeFace models from the mediapipe 0.10.21 wheel and verify their sha256
+	$(PYTHON) ops/fetch_models.py
+
+kafka: ## resolve the Kafka broker jars with Maven
+	$(PYTHON) ops/kafka_local.py install
+
+demo: setup ## start a local broker and a worker, submit the sample images, show the outputs
+	PATH=$(CURDIR)/$(BIN):$$PATH ops/demo.sh
+
+test: setup ## run the whole test suite (unit, integration against a real broker, end to end)
+	$(BIN)/pytest
+
+test-unit: venv models ## only the fast unit tests
+	$(BIN)/pytest tests/unit
+
+lint: venv ## ruff, ruff format --check, mypy, schema drift
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m schemas.export --check
+
+format: venv ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+schemas: venv ## regenerate the JSON Schema files from the pydantic contracts
+	$(BIN)/python -m schemas.export
+
+broker-start: kafka ## start (or reuse) the local broker in .cache/kafka/broker on port 9092
+	$(PYTHON) ops/kafka_local.py start
+
+broker-stop: ## stop the local broker
+	$(PYTHON) ops/kafka_local.py stop
+
+clean: ## remove the virtualenv, caches and models
+	rm -rf $(VENV) .cache models out

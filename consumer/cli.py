@@ -1,0 +1,177 @@
+"""The `faceguard` command.
+
+    faceguard worker                      run a consumer-group worker
+    faceguard submit PATH_OR_URL...       publish requests (a folder expands to its images)
+    faceguard anonymize INPUT... -o DIR   mask local files without Kafka
+    faceguard topics create               create the topics
+    faceguard collect -o DIR              write published outputs into a folder
+
+Configuration comes from FACEGUARD_* environment variables (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from consumer.config import Settings
+from consumer.errors import FaceguardError, SetupError
+from schemas import MaskMethod, MaskOptions
+
+log = logging.getLogger("faceguard")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = Settings()
+        return int(args.run(settings, args))
+    except ValidationError as exc:
+        log.error("invalid configuration: %s", exc)
+    except SetupError as exc:
+        log.error("%s", exc)
+    except FaceguardError as exc:
+        log.error("stopping: %s", exc)
+    return 1
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="faceguard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = top.add_subparsers(required=True, metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="run a worker in the consumer group")
+    worker.set_defaults(run=cmd_worker)
+
+    submit = commands.add_parser("submit", help="publish image requests")
+    submit.add_argument("targets", nargs="+", metavar="PATH_OR_URL")
+    submit.add_argument(
+        "--attr", action="append", default=[], metavar="KEY=VALUE", help="attribute carried to the outputs"
+    )
+    add_mask_arguments(submit)
+    submit.set_defaults(run=cmd_submit)
+
+    anonymize = commands.add_parser("anonymize", help="mask local image files without Kafka")
+    anonymize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    anonymize.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    anonymize.add_argument("--metadata", action="store_true", help="also write <image>.json face metadata")
+    add_mask_arguments(anonymize)
+    anonymize.set_defaults(run=cmd_anonymize)
+
+    topics = commands.add_parser("topics", help="manage the topics")
+    topic_commands = topics.add_subparsers(required=True, metavar="ACTION")
+    create = topic_commands.add_parser("create", help="create the topics that do not exist yet")
+    create.add_argument(
+        "--partitions",
+        type=int,
+        default=6,
+        help="partitions per topic; caps the workers that share the load (default 6)",
+    )
+    create.add_argument("--replication-factor", type=int, default=1, help="use 3 on a production cluster (default 1)")
+    create.set_defaults(run=cmd_topics_create)
+
+    collect = commands.add_parser("collect", help="write published outputs into a folder")
+    collect.add_argument("-o", "--output", type=Path, required=True)
+    collect.add_argument("--expect", type=int, help="stop once this many requests have their outputs")
+    collect.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most (default 60)")
+    collect.set_defaults(run=cmd_collect)
+    return top
+
+
+def add_mask_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--method", type=MaskMethod, choices=list(MaskMethod), help="mask method (worker default: blur)"
+    )
+    command.add_argument("--strength", type=float, help="0 < strength <= 1")
+    command.add_argument("--margin", type=float, help="share of the face box added on every side")
+
+
+def mask_options(args: argparse.Namespace) -> MaskOptions | None:
+    if args.method is None and args.strength is None and args.margin is None:
+        return None
+    return MaskOptions(method=args.method, strength=args.strength, margin=args.margin)
+
+
+def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from consumer.service import run_worker, stop_on_signals
+
+    run_worker(settings, stop_on_signals())
+    return 0
+
+
+def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.submit import build_requests, references, submit
+
+    attributes: dict[str, object] = {}
+    for pair in args.attr:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SetupError(f"--attr takes KEY=VALUE, not {pair!r}")
+        attributes[key] = value
+    try:
+        refs = references(args.targets)
+    except FileNotFoundError as exc:
+        raise SetupError(str(exc)) from exc
+    requests = build_requests(refs, mask_options(args), attributes)  # type: ignore[arg-type]
+    failed = 0
+    for request, error in zip(requests, submit(settings, requests), strict=True):
+        if error:
+            failed += 1
+            log.error("not published: %s (%s)", request.image_ref, error)
+        else:
+            print(f"{request.request_id}\t{request.image_ref}")
+    log.info("published %d of %d requests to %s", len(requests) - failed, len(requests), settings.topic_requests)
+    return 1 if failed else 0
+
+
+def cmd_anonymize(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.anonymize_files import anonymize_files
+
+    try:
+        outcomes = anonymize_files(settings, args.inputs, args.output, mask_options(args), args.metadata)
+    except FileNotFoundError as exc:
+        raise SetupError(str(exc)) from exc
+    for outcome in outcomes:
+        if outcome.error:
+            log.error("%s: %s", outcome.source, outcome.error)
+        else:
+            print(f"{outcome.output}\t{outcome.faces} faces")
+    failed = sum(1 for o in outcomes if o.error)
+    log.info("masked %d of %d images into %s", len(outcomes) - failed, len(outcomes), args.output)
+    return 1 if failed else 0
+
+
+def cmd_topics_create(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.kafka_io import create_topics
+
+    for name, outcome in create_topics(settings, args.partitions, args.replication_factor).items():
+        print(f"{name}\t{outcome}")
+    return 0
+
+
+def cmd_collect(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.collect import collect
+
+    collected = collect(settings, args.output, args.expect, args.timeout)
+    print(
+        json.dumps(
+            {
+                "masked": len(collected.images & collected.metadata),
+                "dead_lettered": collected.dead_letters,
+                "folder": str(args.output),
+            }
+        )
+    )
+    return 0 if args.expect is None or collected.finished >= args.expect else 1

@@ -1,0 +1,66 @@
+"""`faceguard collect`: write what the worker published into a folder.
+
+Masked images become `<request_id><ext>`, metadata events `<request_id>.json`,
+and dead letters one JSON line each in `dead-letters.jsonl` (headers and the
+request value, never image bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consumer.config import Settings
+from consumer.kafka_io import OutputReader, Record
+
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/bmp": ".bmp", "image/webp": ".webp"}
+
+
+@dataclass
+class Collected:
+    images: set[str] = field(default_factory=set)
+    metadata: set[str] = field(default_factory=set)
+    dead_letters: int = 0
+
+    @property
+    def finished(self) -> int:
+        """Requests with a final outcome: both outputs written, or dead-lettered."""
+        return len(self.images & self.metadata) + self.dead_letters
+
+
+def collect(settings: Settings, out: Path, expect: int | None, timeout_s: float) -> Collected:
+    """Copy outputs into `out` until `expect` requests are finished or `timeout_s` passes."""
+    out.mkdir(parents=True, exist_ok=True)
+    reader = OutputReader(
+        settings,
+        [settings.topic_masked, settings.topic_metadata, settings.topic_dlq],
+        f"faceguard-collect-{uuid.uuid4()}",
+    )
+    collected = Collected()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and (expect is None or collected.finished < expect):
+            for record in reader.poll_batch(100, 0.5):
+                write_record(settings, record, out, collected)
+    finally:
+        reader.close()
+    return collected
+
+
+def write_record(settings: Settings, record: Record, out: Path, collected: Collected) -> None:
+    key = (record.key or b"").decode(errors="replace")
+    headers = {name: value.decode(errors="replace") for name, value in record.headers}
+    if record.topic == settings.topic_masked:
+        (out / f"{key}{EXTENSIONS.get(headers.get('content-type', ''), '.bin')}").write_bytes(record.value or b"")
+        collected.images.add(key)
+    elif record.topic == settings.topic_metadata:
+        (out / f"{key}.json").write_text(json.dumps(json.loads(record.value or b"{}"), indent=2) + "\n")
+        collected.metadata.add(key)
+    else:
+        line = {"headers": headers, "value": (record.value or b"").decode(errors="replace")[:4096]}
+        with (out / "dead-letters.jsonl").open("a") as file:
+            file.write(json.dumps(line) + "\n")
+        collected.dead_letters += 1

@@ -1,0 +1,105 @@
+"""All configuration: one frozen settings object read from the environment.
+
+Every field reads `FACEGUARD_<FIELD>` (e.g. `FACEGUARD_GROUP_ID`); the broker list
+also reads the conventional `KAFKA_BOOTSTRAP_SERVERS`. `kafka_client_config()`
+is the one place that renders librdkafka's dotted keys.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from consumer.model_files import DEFAULT_MODELS_DIR, ModelKind
+from schemas import MaskMethod
+
+# librdkafka configuration: dotted keys to values.
+ClientConfig = dict[str, str | int | float | bool]
+
+
+class Settings(BaseSettings):
+    """Faceguard's configuration (environment prefix `FACEGUARD_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEGUARD_", frozen=True, extra="ignore")
+
+    # Kafka connection.
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("FACEGUARD_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated host:port list of the brokers.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None
+    client_id: str = "faceguard"
+    group_id: str = "faceguard"
+
+    # Topics.
+    topic_requests: str = "faceguard.requests"
+    topic_masked: str = "faceguard.masked-images"
+    topic_metadata: str = "faceguard.metadata"
+    topic_dlq: str = "faceguard.dlq"
+
+    # Worker loop.
+    batch_size: int = Field(16, ge=1, le=1000, description="Records consumed, processed and committed together.")
+    poll_timeout_s: float = Field(1.0, gt=0)
+    delivery_timeout_s: float = Field(60.0, gt=0, description="How long the broker may take to acknowledge outputs.")
+    max_poll_interval_ms: int = Field(300_000, ge=10_000)
+    worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    # Sources and images.
+    allowed_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders file:// references may point into (os.pathsep- or comma-separated). Empty: none.",
+    )
+    fetch_timeout_s: float = Field(15.0, gt=0)
+    max_image_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(100_000_000, ge=1)
+    jpeg_quality: int = Field(92, ge=1, le=100)
+    webp_quality: int = Field(90, ge=1, le=100)
+
+    # Detection and masking.
+    models_dir: Path = DEFAULT_MODELS_DIR
+    model: ModelKind = ModelKind.FULL_RANGE
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    mask_method: MaskMethod = MaskMethod.BLUR
+    mask_strength: float = Field(0.5, gt=0.0, le=1.0)
+    mask_margin: float = Field(0.2, ge=0.0, le=1.0)
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p for chunk in value.split(os.pathsep) for p in chunk.split(",") if p.strip()]
+        if isinstance(value, list):
+            return [Path(str(p)).expanduser().resolve() for p in value]
+        return value
+
+    @property
+    def max_record_bytes(self) -> int:
+        """Largest record the producer may send: an image plus room for headers."""
+        return self.max_image_bytes + 64 * 1024
+
+    def kafka_client_config(self) -> ClientConfig:
+        """Connection settings shared by every client, as librdkafka keys."""
+        config: ClientConfig = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "client.id": self.client_id,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_ca_location:
+            config["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
+        return config

@@ -1,0 +1,52 @@
+"""Decode stage: image bytes in, upright pixels out.
+
+The format is sniffed from the bytes, never taken from a name or header. JPEGs
+are decoded with EXIF orientation applied, so that pixels, boxes and the output
+are all upright; other formats keep their channels (alpha, 16-bit) as stored.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from consumer.errors import ImageTooLarge, NotAnImage
+from consumer.image_types import DecodedImage, ImageFormat, Pixels
+
+
+def sniff_format(data: bytes) -> ImageFormat:
+    """The format of `data` from its magic bytes; raises NotAnImage for anything else."""
+    if data[:3] == b"\xff\xd8\xff":
+        return ImageFormat.JPEG
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return ImageFormat.PNG
+    if data[:2] == b"BM":
+        return ImageFormat.BMP
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ImageFormat.WEBP
+    raise NotAnImage(f"the {len(data)} bytes are not a JPEG, PNG, BMP or WebP image")
+
+
+def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
+    """Decode `data`; raises NotAnImage when it cannot, ImageTooLarge past `max_pixels`."""
+    image_format = sniff_format(data)
+    # IMREAD_COLOR applies EXIF orientation; IMREAD_UNCHANGED keeps alpha and depth.
+    flags = cv2.IMREAD_COLOR if image_format is ImageFormat.JPEG else cv2.IMREAD_UNCHANGED
+    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if pixels is None or pixels.size == 0:
+        raise NotAnImage(f"the {image_format.value} data is truncated or corrupt and cannot be decoded")
+    height, width = pixels.shape[:2]
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"{width}x{height} pixels is more than the limit of {max_pixels}")
+    return DecodedImage(pixels=pixels, format=image_format)
+
+
+def to_rgb8(pixels: Pixels) -> np.ndarray:
+    """An 8-bit, 3-channel RGB copy of `pixels` (gray, BGR or BGRA; 8 or 16 bit) for the detector."""
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    if pixels.ndim == 2:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+    if pixels.shape[2] == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,88 @@
+"""Detect stage: BlazeFace through MediaPipe's Tasks FaceDetector.
+
+One `FaceDetector` is built per worker thread, loads its model once (after the
+sha256 check) and is closed explicitly. It is never shared between threads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+import mediapipe as mp
+import numpy as np
+from mediapipe.tasks.python import BaseOptions, vision
+
+from consumer.errors import SetupError
+from consumer.image_types import Box, Detection
+from consumer.model_files import MODEL_FILES, ModelFileError, ModelKind, verified_model_path
+from schemas import ModelInfo
+
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: LiteRT prints dozens of INFO/WARNING lines
+    while a model loads and on the first inference, which would bury the worker's log."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class FaceDetector:
+    """Finds faces in RGB images with one BlazeFace model."""
+
+    def __init__(self, kind: ModelKind, models_dir: Path, min_confidence: float) -> None:
+        """Load the model. Raises SetupError when its file is missing or altered."""
+        try:
+            path = verified_model_path(kind, models_dir)
+        except ModelFileError as exc:
+            raise SetupError(str(exc)) from exc
+        model = MODEL_FILES[kind]
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=str(path)),
+            running_mode=vision.RunningMode.IMAGE,
+            min_detection_confidence=min_confidence,
+        )
+        with native_stderr_silenced():
+            self._detector = vision.FaceDetector.create_from_options(options)
+            self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
+        self.info = ModelInfo(
+            name=model.name,
+            version=f"mediapipe-{mp.__version__}/sha256:{model.sha256[:12]}",
+            min_confidence=min_confidence,
+        )
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an 8-bit RGB image, boxes clipped to it, best score first."""
+        height, width = rgb.shape[:2]
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        found = []
+        for detection in self._detector.detect(image).detections:
+            bb = detection.bounding_box
+            box = Box(bb.origin_x, bb.origin_y, bb.width, bb.height).clipped(width, height)
+            if box.w > 0 and box.h > 0:
+                found.append(Detection(box=box, score=float(detection.categories[0].score)))
+        return sorted(found, key=lambda d: d.score, reverse=True)
+
+    def close(self) -> None:
+        with native_stderr_silenced():
+            self._detector.close()
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

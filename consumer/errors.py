@@ -1,0 +1,75 @@
+"""Faceguard's errors. Each branch of the tree is an action the worker takes:
+
+    FaceguardError
+    ├── InvalidInput          -> dead-letter at once, commit, keep going (retrying cannot help)
+    │   ├── InvalidRequest        bad JSON or a request that breaks the contract
+    │   ├── UnsupportedReference  unknown scheme, or a file outside the allowed roots
+    │   ├── SourceNotFound        missing file, HTTP 404/410
+    │   ├── NotAnImage            bytes that are not a JPEG, PNG, BMP or WebP we can decode
+    │   └── ImageTooLarge         over the byte or pixel limit
+    ├── TransientFailure      -> may pass later: dead-lettered with retryable=true for redrive
+    │   └── SourceUnavailable     fetch timeout, connection refused, HTTP 5xx/429
+    ├── SetupError            -> refuse to start (missing or altered model, bad configuration)
+    └── PublishError          -> stop the worker; uncommitted records are consumed again
+
+Anything else raised while processing is a bug: the worker commits what it had
+finished, then crashes loudly so that its supervisor restarts it.
+Third-party errors are translated into these types once, where they are raised.
+"""
+
+from __future__ import annotations
+
+from schemas import ErrorClass
+
+
+class FaceguardError(Exception):
+    """Root of every error Faceguard raises on purpose."""
+
+
+class RecordFailure(FaceguardError):
+    """One record cannot be processed; `error_class` is what the DLQ records."""
+
+    error_class: ErrorClass
+    retryable: bool = False
+
+
+class InvalidInput(RecordFailure):
+    """The record itself is at fault: dead-letter it, do not retry."""
+
+
+class InvalidRequest(InvalidInput):
+    error_class = ErrorClass.INVALID_REQUEST
+
+
+class UnsupportedReference(InvalidInput):
+    error_class = ErrorClass.UNSUPPORTED_REFERENCE
+
+
+class SourceNotFound(InvalidInput):
+    error_class = ErrorClass.SOURCE_NOT_FOUND
+
+
+class NotAnImage(InvalidInput):
+    error_class = ErrorClass.NOT_AN_IMAGE
+
+
+class ImageTooLarge(InvalidInput):
+    error_class = ErrorClass.IMAGE_TOO_LARGE
+
+
+class TransientFailure(RecordFailure):
+    """The source may answer later; the record is dead-lettered as retryable."""
+
+    retryable = True
+
+
+class SourceUnavailable(TransientFailure):
+    error_class = ErrorClass.SOURCE_UNAVAILABLE
+
+
+class SetupError(FaceguardError):
+    """The worker cannot start as configured; the message says what to fix."""
+
+
+class PublishError(FaceguardError):
+    """The broker did not acknowledge an output; the worker stops without committing it."""

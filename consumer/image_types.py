@@ -1,0 +1,77 @@
+"""Typed values passed between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy.typing as npt
+
+# uint8 or uint16; gray (H, W), BGR (H, W, 3) or BGRA (H, W, 4).
+Pixels = npt.NDArray[Any]
+
+
+class ImageFormat(StrEnum):
+    """Image formats Faceguard reads and writes; the output keeps the input's format."""
+
+    JPEG = "jpeg"
+    PNG = "png"
+    BMP = "bmp"
+    WEBP = "webp"
+
+    @property
+    def content_type(self) -> str:
+        return f"image/{self.value}"
+
+    @property
+    def extension(self) -> str:
+        return ".jpg" if self is ImageFormat.JPEG else f".{self.value}"
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """Upright pixels (EXIF orientation applied) in OpenCV channel order, and the source format."""
+
+    pixels: Pixels
+    format: ImageFormat
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned rectangle in pixels: top-left corner, width and height."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.w, self.h)
+
+    def clipped(self, width: int, height: int) -> Box:
+        """This box cut to an image of `width` x `height` (may become empty)."""
+        x0, y0 = max(0, self.x), max(0, self.y)
+        x1, y1 = min(width, self.x + self.w), min(height, self.y + self.h)
+        return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+    def grown(self, margin: float) -> Box:
+        """This box with `margin` times its width and height added on every side."""
+        dx, dy = round(self.w * margin), round(self.h * margin)
+        return Box(self.x - dx, self.y - dy, self.w + 2 * dx, self.h + 2 * dy)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face found by the detector."""
+
+    box: Box
+    score: float

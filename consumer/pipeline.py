@@ -1,0 +1,131 @@
+"""The anonymization pipeline: bytes in, masked bytes and face metadata out.
+
+Composes the stages (decode -> detect -> mask -> encode) with timings. The Kafka
+worker and the `anonymize` command run this same code; fetching is done by the
+caller, which passes its time in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from consumer.config import Settings
+from consumer.decode import decode_image, to_rgb8
+from consumer.detect import FaceDetector
+from consumer.encode import EncodeQuality, encode_image
+from consumer.errors import ImageTooLarge
+from consumer.image_types import ImageFormat
+from consumer.mask import MaskSpec, mask_faces
+from schemas import Face, FaceMetadataEvent, ImageInfo, ImageRequest, MaskOptions, SourceRecord, StageTimings
+
+
+@dataclass(frozen=True)
+class AnonymizedImage:
+    """A masked image and what was done to it."""
+
+    data: bytes
+    format: ImageFormat
+    width: int
+    height: int
+    faces: list[Face]
+    timings: StageTimings
+    input_sha256: str
+    output_sha256: str
+
+    @property
+    def processing_time_ms(self) -> float:
+        t = self.timings
+        return t.fetch_ms + t.decode_ms + t.detect_ms + t.mask_ms + t.encode_ms
+
+
+class Anonymizer:
+    """Runs the pipeline with one detector; not thread-safe (one per thread, like the detector)."""
+
+    def __init__(self, detector: FaceDetector, settings: Settings) -> None:
+        self.detector = detector
+        self._defaults = MaskSpec(settings.mask_method, settings.mask_strength, settings.mask_margin)
+        self._quality = EncodeQuality(jpeg=settings.jpeg_quality, webp=settings.webp_quality)
+        self._max_pixels = settings.max_image_pixels
+        self._max_output_bytes = settings.max_image_bytes
+
+    def anonymize(self, data: bytes, options: MaskOptions | None, fetch_ms: float = 0.0) -> AnonymizedImage:
+        """Mask every face found in image `data`.
+
+        Raises NotAnImage or ImageTooLarge (input) and ImageTooLarge when the output
+        would not fit in a record.
+        """
+        clock = Stopwatch()
+        image = decode_image(data, self._max_pixels)
+        decode_ms = clock.lap()
+        detections = self.detector.detect(to_rgb8(image.pixels))
+        detect_ms = clock.lap()
+        pixels = image.pixels.copy()
+        applied = mask_faces(pixels, detections, self._defaults.with_overrides(options))
+        mask_ms = clock.lap()
+        output = encode_image(pixels, image.format, self._quality)
+        encode_ms = clock.lap()
+        if len(output) > self._max_output_bytes:
+            raise ImageTooLarge(f"the masked image has {len(output)} bytes, over the limit of {self._max_output_bytes}")
+        faces = [
+            Face(bbox=d.box.as_tuple(), confidence=round(d.score, 4), mask=m)
+            for d, m in zip(detections, applied, strict=True)
+        ]
+        return AnonymizedImage(
+            data=output,
+            format=image.format,
+            width=image.width,
+            height=image.height,
+            faces=faces,
+            timings=StageTimings(
+                fetch_ms=round(fetch_ms, 3),
+                decode_ms=round(decode_ms, 3),
+                detect_ms=round(detect_ms, 3),
+                mask_ms=round(mask_ms, 3),
+                encode_ms=round(encode_ms, 3),
+            ),
+            input_sha256=hashlib.sha256(data).hexdigest(),
+            output_sha256=hashlib.sha256(output).hexdigest(),
+        )
+
+
+def metadata_event(
+    request: ImageRequest, result: AnonymizedImage, anonymizer: Anonymizer, worker_id: str, source: SourceRecord | None
+) -> FaceMetadataEvent:
+    """The audit record for `request`, processed into `result`."""
+    return FaceMetadataEvent(
+        request_id=request.request_id,
+        source_ref=request.image_ref,
+        image=ImageInfo(
+            width=result.width,
+            height=result.height,
+            format=result.format.value,
+            content_type=result.format.content_type,
+        ),
+        faces=result.faces,
+        total_count=len(result.faces),
+        processing_time_ms=round(result.processing_time_ms, 3),
+        timings=result.timings,
+        model=anonymizer.detector.info,
+        input_sha256=result.input_sha256,
+        output_sha256=result.output_sha256,
+        output_bytes=len(result.data),
+        attributes=request.attributes,
+        source=source,
+        worker_id=worker_id,
+        processed_at=datetime.now(UTC),
+    )
+
+
+class Stopwatch:
+    """Milliseconds between successive laps."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        elapsed, self._last = (now - self._last) * 1000.0, now
+        return elapsed

@@ -1,0 +1,37 @@
+"""Faceguard's event contracts (pydantic v2) and their exported JSON Schema files."""
+
+from schemas.events import (
+    CONTRACTS,
+    SCHEMA_VERSION,
+    AppliedMask,
+    DeadLetterHeaders,
+    ErrorClass,
+    Face,
+    FaceMetadataEvent,
+    ImageInfo,
+    ImageRequest,
+    MaskedImageHeaders,
+    MaskMethod,
+    MaskOptions,
+    ModelInfo,
+    SourceRecord,
+    StageTimings,
+)
+
+__all__ = [
+    "CONTRACTS",
+    "SCHEMA_VERSION",
+    "AppliedMask",
+    "DeadLetterHeaders",
+    "ErrorClass",
+    "Face",
+    "FaceMetadataEvent",
+    "ImageInfo",
+    "ImageRequest",
+    "MaskMethod",
+    "MaskOptions",
+    "MaskedImageHeaders",
+    "ModelInfo",
+    "SourceRecord",
+    "StageTimings",
+]

@@ -1,0 +1,211 @@
+"""Faceguard's event contracts: what goes on each topic.
+
+| topic (default name)      | key        | value                          | headers                 |
+|---------------------------|------------|--------------------------------|-------------------------|
+| faceguard.requests        | request id | `ImageRequest` as JSON         | (any; ignored)          |
+| faceguard.masked-images   | request id | the masked image's bytes       | `MaskedImageHeaders`    |
+| faceguard.metadata        | request id | `FaceMetadataEvent` as JSON    | content-type            |
+| faceguard.dlq             | as consumed| the consumed value, unchanged  | `DeadLetterHeaders`     |
+
+The JSON Schema files beside this module are generated from these models by
+`python -m schemas.export`; a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+SCHEMA_VERSION = 1
+ALLOWED_SCHEMES = ("file", "http", "https")
+
+RequestId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$",
+        description="Caller-chosen id, unique per image; the record key on every topic.",
+    ),
+]
+
+
+class Contract(BaseModel):
+    """Base of every contract: immutable, and unknown fields are an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MaskMethod(StrEnum):
+    """How a face region is made unrecognisable."""
+
+    BLUR = "blur"
+    PIXELATE = "pixelate"
+    FILL = "fill"
+
+
+class MaskOptions(Contract):
+    """Per-request masking options; omitted fields take the worker's defaults."""
+
+    method: MaskMethod | None = Field(None, description="blur (default), pixelate or fill.")
+    strength: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Share of the masked region's long side used as the blur kernel, or as four times "
+            "the pixel block size when pixelating; ignored by fill. 1.0 is the strongest."
+        ),
+    )
+    margin: float | None = Field(
+        None, ge=0.0, le=1.0, description="Share of the face box added on every side before masking."
+    )
+
+
+class ImageRequest(Contract):
+    """A request to anonymize one image, published to the requests topic keyed by `request_id`."""
+
+    schema_version: Literal[1] = 1
+    request_id: RequestId
+    image_ref: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="file:// (under the worker's allowed roots), http:// or https:// URL of the image.",
+    )
+    mask: MaskOptions | None = Field(None, description="Per-request masking options.")
+    attributes: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Free-form caller data, copied to the metadata event unchanged."
+    )
+
+    @field_validator("image_ref")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme, sep, _ = value.partition("://")
+        if not sep or scheme.lower() not in ALLOWED_SCHEMES:
+            raise ValueError(f"image_ref must be a {', '.join(s + '://' for s in ALLOWED_SCHEMES)} URL")
+        return value
+
+
+class AppliedMask(Contract):
+    """The mask actually applied to one face."""
+
+    method: MaskMethod
+    strength: float = Field(description="Strength used (see MaskOptions.strength); 1.0 for fill.")
+    region: tuple[int, int, int, int] = Field(
+        description="Masked rectangle [x, y, w, h]: the face box grown by the margin, clipped to the image."
+    )
+    kernel_px: int = Field(description="Gaussian kernel side (blur) or pixel block side (pixelate); 0 for fill.")
+
+
+class Face(Contract):
+    """One detected and masked face."""
+
+    bbox: tuple[int, int, int, int] = Field(
+        description="[x, y, w, h] in pixels of the upright image (EXIF orientation applied), top-left origin."
+    )
+    confidence: float = Field(ge=0.0, le=1.0)
+    mask: AppliedMask
+
+
+class ImageInfo(Contract):
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    format: str = Field(description="jpeg, png, bmp or webp; the output keeps the input's format.")
+    content_type: str
+
+
+class ModelInfo(Contract):
+    name: str = Field(description="Detector model, e.g. blazeface-full-range-sparse.")
+    version: str = Field(description="Runtime that ran it and the model file's sha256 prefix.")
+    min_confidence: float
+
+
+class StageTimings(Contract):
+    """Milliseconds spent in each pipeline stage for this request."""
+
+    fetch_ms: float
+    decode_ms: float
+    detect_ms: float
+    mask_ms: float
+    encode_ms: float
+
+
+class SourceRecord(Contract):
+    """Where the request was consumed from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class FaceMetadataEvent(Contract):
+    """The audit record for one processed request, on the metadata topic keyed by `request_id`."""
+
+    schema_version: Literal[1] = 1
+    request_id: RequestId
+    source_ref: str
+    image: ImageInfo
+    faces: list[Face]
+    total_count: int = Field(ge=0)
+    processing_time_ms: float = Field(ge=0.0, description="Fetch to encoded output, in milliseconds.")
+    timings: StageTimings
+    model: ModelInfo
+    input_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    output_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    output_bytes: int = Field(ge=0)
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+    source: SourceRecord | None = Field(None, description="The request record; absent outside Kafka.")
+    worker_id: str
+    processed_at: datetime
+
+
+class MaskedImageHeaders(Contract):
+    """Headers of a masked-images record (header name: field name with `_` as `-`)."""
+
+    content_type: str = Field(alias="content-type", description="image/jpeg, image/png, image/bmp or image/webp.")
+    faceguard_request_id: str = Field(alias="faceguard-request-id")
+    faceguard_face_count: int = Field(alias="faceguard-face-count", ge=0)
+    faceguard_schema_version: Literal["1"] = Field("1", alias="faceguard-schema-version")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ErrorClass(StrEnum):
+    """Why a record was dead-lettered, and so what an operator can do about it."""
+
+    INVALID_REQUEST = "invalid_request"
+    UNSUPPORTED_REFERENCE = "unsupported_reference"
+    SOURCE_NOT_FOUND = "source_not_found"
+    NOT_AN_IMAGE = "not_an_image"
+    IMAGE_TOO_LARGE = "image_too_large"
+    SOURCE_UNAVAILABLE = "source_unavailable"
+
+
+class DeadLetterHeaders(Contract):
+    """Headers of a dead-letter record; its value is the consumed record's value, unchanged."""
+
+    faceguard_error_class: ErrorClass = Field(alias="faceguard-error-class")
+    faceguard_error_reason: str = Field(alias="faceguard-error-reason", description="Readable reason, no image data.")
+    faceguard_retryable: Literal["true", "false"] = Field(
+        alias="faceguard-retryable", description="true when the failure may pass on a later attempt (redrive)."
+    )
+    faceguard_original_topic: str = Field(alias="faceguard-original-topic")
+    faceguard_original_partition: int = Field(alias="faceguard-original-partition")
+    faceguard_original_offset: int = Field(alias="faceguard-original-offset")
+    faceguard_original_timestamp_ms: int = Field(alias="faceguard-original-timestamp-ms")
+    faceguard_request_id: str | None = Field(None, alias="faceguard-request-id")
+    faceguard_worker_id: str = Field(alias="faceguard-worker-id")
+    faceguard_failed_at: datetime = Field(alias="faceguard-failed-at")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "image_request": ImageRequest,
+    "face_metadata_event": FaceMetadataEvent,
+    "masked_image_headers": MaskedImageHeaders,
+    "dead_letter_headers": DeadLetterHeaders,
+}
