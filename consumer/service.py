@@ -47,10 +47,10 @@ def run_worker(settings: Settings, stop: threading.Event) -> None:
     Raises SetupError (models, topics or brokers not usable) before consuming anything;
     PublishError or a bug after committing the work that was finished.
     """
-    topics = [settings.topic_requests, settings.topic_masked, settings.topic_metadata, settings.topic_dlq]
-    if missing := missing_topics(settings, topics):
-        raise SetupError(f"topics {', '.join(missing)} do not exist: run `faceguard topics create`")
     with FaceDetector(settings.model, settings.models_dir, settings.min_confidence) as detector:
+        topics = [settings.topic_requests, settings.topic_masked, settings.topic_metadata, settings.topic_dlq]
+        if missing := missing_topics(settings, topics):
+            raise SetupError(f"topics {', '.join(missing)} do not exist: run `faceguard topics create`")
         fetcher = Fetcher(fetch_policy(settings))
         producer = OutputProducer(settings)
         consumer = RequestConsumer(settings, [settings.topic_requests])

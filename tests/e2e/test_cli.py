@@ -1,0 +1,94 @@
+"""The `faceguard` and broker commands, driven as a user drives them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from consumer.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
+from tests.images import ASTRONAUT_FACE
+from tests.support import BIN, REPO, SAMPLES, decode, iou, region_change
+
+KAFKA_LOCAL = str(REPO / "ops" / "kafka_local.py")
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=180, env={**os.environ, **(env or {})})
+
+
+def test_anonymize_masks_local_files_and_writes_metadata(tmp_path: Path) -> None:
+    done = run(str(BIN / "faceguard"), "anonymize", str(SAMPLES), "-o", str(tmp_path), "--metadata")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "astronaut.png",
+        "astronaut.png.json",
+        "chelsea.png",
+        "chelsea.png.json",
+        "coffee.png",
+        "coffee.png.json",
+    ]
+    event = json.loads((tmp_path / "astronaut.png.json").read_text())
+    assert event["total_count"] == 1
+    assert event["model"]["name"] == "blazeface-full-range-sparse"
+    assert iou(tuple(event["faces"][0]["bbox"]), ASTRONAUT_FACE) > 0.6
+    before = decode((SAMPLES / "astronaut.png").read_bytes())
+    after = decode((tmp_path / "astronaut.png").read_bytes())
+    diff, detail_left = region_change(before, after, ASTRONAUT_FACE)
+    assert diff > 10
+    assert detail_left < 0.2
+
+
+def test_anonymize_reports_a_bad_file_and_carries_on(tmp_path: Path) -> None:
+    bad = tmp_path / "in" / "broken.png"
+    bad.parent.mkdir()
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    done = run(str(BIN / "faceguard"), "anonymize", str(bad), str(SAMPLES / "astronaut.png"), "-o", str(tmp_path / "o"))
+    assert done.returncode == 1
+    assert "broken.png" in done.stderr
+    assert "cannot be decoded" in done.stderr
+    assert (tmp_path / "o" / "astronaut.png").exists()
+
+
+def test_worker_refuses_to_start_with_an_altered_model(tmp_path: Path) -> None:
+    for model in MODEL_FILES.values():
+        (tmp_path / model.filename).write_bytes((DEFAULT_MODELS_DIR / model.filename).read_bytes())
+    full = tmp_path / MODEL_FILES[ModelKind.FULL_RANGE].filename
+    altered = bytearray(full.read_bytes())
+    altered[len(altered) // 2] ^= 0xFF
+    full.write_bytes(bytes(altered))
+    done = run(str(BIN / "faceguard"), "worker", env={"FACEGUARD_MODELS_DIR": str(tmp_path)})
+    assert done.returncode == 1
+    assert "sha256" in done.stderr
+    assert "make models" in done.stderr
+
+
+def test_broker_script_fails_clearly_without_java(tmp_path: Path) -> None:
+    done = run(sys.executable, KAFKA_LOCAL, "start", "--data", str(tmp_path), env={"PATH": str(tmp_path)})
+    assert done.returncode == 1
+    assert "java was not found on PATH" in done.stderr
+
+
+@pytest.mark.kafka
+def test_broker_script_restarts_with_its_topics(tmp_path: Path) -> None:
+    started = run(sys.executable, KAFKA_LOCAL, "start", "--data", str(tmp_path), "--port", "0")
+    assert started.returncode == 0, started.stderr
+    bootstrap = started.stdout.strip()
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic("kept", 2, 1)])["kept"].result(timeout=30)
+        assert run(sys.executable, KAFKA_LOCAL, "stop", "--data", str(tmp_path)).returncode == 0
+        assert run(sys.executable, KAFKA_LOCAL, "status", "--data", str(tmp_path)).stdout.strip() == "stopped"
+        again = run(sys.executable, KAFKA_LOCAL, "start", "--data", str(tmp_path))
+        assert again.returncode == 0
+        assert again.stdout.strip() == bootstrap
+        topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics
+        assert "kept" in topics
+        assert len(topics["kept"].partitions) == 2
+    finally:
+        run(sys.executable, KAFKA_LOCAL, "stop", "--data", str(tmp_path))

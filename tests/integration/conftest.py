@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.stack import Stack
+from tests.support import SAMPLES, SHARED_DATA
+
+MakeStack = Callable[..., Stack]
+
+
+@pytest.fixture
+def make_stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[MakeStack]:
+    """Build isolated stacks (own topics and group); their workers are killed at the end."""
+    stacks: list[Stack] = []
+
+    def make(partitions: int = 3) -> Stack:
+        stack = Stack(kafka_bootstrap, tmp_path, partitions, [SHARED_DATA, SAMPLES, tmp_path])
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.close()

@@ -1,0 +1,122 @@
+"""One isolated Faceguard deployment on the shared broker: its own topics and group,
+workers run as `faceguard worker` subprocesses, exactly as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consumer.config import Settings
+from consumer.kafka_io import OutgoingRecord, OutputReader, Record, create_topics, publish
+from tests.support import BIN
+
+
+@dataclass
+class Outputs:
+    """Everything the stack's workers published, by request id."""
+
+    masked: dict[str, list[Record]] = field(default_factory=lambda: defaultdict(list))
+    metadata: dict[str, list[Record]] = field(default_factory=lambda: defaultdict(list))
+    dead_letters: list[Record] = field(default_factory=list)
+
+    def finished(self) -> set[str]:
+        """Request ids with both outputs, plus dead-lettered keys."""
+        done = set(self.masked) & set(self.metadata)
+        return done | {(r.key or b"").decode() for r in self.dead_letters}
+
+
+class Stack:
+    def __init__(self, bootstrap: str, workdir: Path, partitions: int, allowed_roots: list[Path]) -> None:
+        prefix = f"t{uuid.uuid4().hex[:10]}"
+        self.workdir = workdir
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "FACEGUARD_GROUP_ID": f"{prefix}-group",
+            "FACEGUARD_TOPIC_REQUESTS": f"{prefix}.requests",
+            "FACEGUARD_TOPIC_MASKED": f"{prefix}.masked-images",
+            "FACEGUARD_TOPIC_METADATA": f"{prefix}.metadata",
+            "FACEGUARD_TOPIC_DLQ": f"{prefix}.dlq",
+            "FACEGUARD_ALLOWED_ROOTS": os.pathsep.join(str(r) for r in allowed_roots),
+        }
+        self.settings = Settings(
+            kafka_bootstrap_servers=bootstrap,
+            group_id=self.env["FACEGUARD_GROUP_ID"],
+            topic_requests=self.env["FACEGUARD_TOPIC_REQUESTS"],
+            topic_masked=self.env["FACEGUARD_TOPIC_MASKED"],
+            topic_metadata=self.env["FACEGUARD_TOPIC_METADATA"],
+            topic_dlq=self.env["FACEGUARD_TOPIC_DLQ"],
+        )
+        create_topics(self.settings, partitions, 1)
+        self._outputs = Outputs()
+        self._reader: OutputReader | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "faceguard"), *args], env={**self.env, **env}, capture_output=True, text=True, timeout=120
+        )
+
+    def submit(self, *targets: str | Path) -> list[str]:
+        """Publish requests with `faceguard submit`; returns their request ids in order."""
+        done = self.cli("submit", *map(str, targets))
+        assert done.returncode == 0, done.stderr
+        return [line.split("\t")[0] for line in done.stdout.splitlines()]
+
+    def produce_raw(self, values: list[bytes]) -> None:
+        records = [
+            OutgoingRecord(self.settings.topic_requests, f"raw-{i}".encode(), v, []) for i, v in enumerate(values)
+        ]
+        assert publish(self.settings, records) == [None] * len(values)
+
+    def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"worker-{len(self.workers)}.log").open("wb")
+        worker = subprocess.Popen(
+            [str(BIN / "faceguard"), "worker"], env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.workers.append(worker)
+        return worker
+
+    def worker_log(self, index: int = -1) -> str:
+        index = index % len(self.workers)
+        return (self.workdir / f"worker-{index}.log").read_text(errors="replace")
+
+    def outputs(self, until_finished: set[str] | int, timeout_s: float = 90.0) -> Outputs:
+        """Read outputs until the given request ids (or this many) are finished, or time runs out."""
+        if self._reader is None:
+            topics = [self.settings.topic_masked, self.settings.topic_metadata, self.settings.topic_dlq]
+            self._reader = OutputReader(self.settings, topics, f"reader-{uuid.uuid4().hex}")
+        deadline = time.monotonic() + timeout_s
+
+        def satisfied() -> bool:
+            done = self._outputs.finished()
+            return until_finished <= done if isinstance(until_finished, set) else len(done) >= until_finished
+
+        while not satisfied() and time.monotonic() < deadline:
+            for record in self._reader.poll_batch(200, 0.5):
+                key = (record.key or b"").decode()
+                if record.topic == self.settings.topic_masked:
+                    self._outputs.masked[key].append(record)
+                elif record.topic == self.settings.topic_metadata:
+                    self._outputs.metadata[key].append(record)
+                else:
+                    self._outputs.dead_letters.append(record)
+        return self._outputs
+
+    def settle(self, seconds: float) -> Outputs:
+        """Read whatever else arrives within `seconds` (to catch duplicates)."""
+        return self.outputs(until_finished=10**9, timeout_s=seconds)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGKILL)
+                worker.wait()
+        if self._reader is not None:
+            self._reader.close()

@@ -1,0 +1,84 @@
+"""Stopping a worker midway and starting it again loses nothing and repeats nothing committed."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from tests.integration.conftest import MakeStack
+from tests.integration.stack import Outputs, Stack
+from tests.support import SHARED_DATA
+
+pytestmark = pytest.mark.kafka
+
+PARTITIONS = 3
+SMALL_BATCHES = {"FACEGUARD_BATCH_SIZE": "3"}
+
+
+def large_photos() -> list[str]:
+    """Twelve of the large benchmark photos (2 to 24 MP): slow enough to stop a worker midway."""
+    return [str(p) for p in sorted((SHARED_DATA / "large").glob("*.jpg"))[:12]]
+
+
+def committed_offsets(stack: Stack) -> dict[int, int]:
+    """The group's committed offset per partition of the requests topic (-1001 when none)."""
+    consumer = Consumer(
+        {"bootstrap.servers": stack.settings.kafka_bootstrap_servers, "group.id": stack.settings.group_id}
+    )
+    try:
+        wanted = [TopicPartition(stack.settings.topic_requests, p) for p in range(PARTITIONS)]
+        return {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=10)}
+    finally:
+        consumer.close()
+
+
+def source_offsets(outputs: Outputs, request_id: str) -> list[tuple[int, int]]:
+    sources = [json.loads(r.value or b"")["source"] for r in outputs.metadata[request_id]]
+    return [(s["partition"], s["offset"]) for s in sources]
+
+
+def test_sigterm_midway_then_restart_processes_each_request_exactly_once(make_stack: MakeStack) -> None:
+    stack = make_stack(partitions=PARTITIONS)
+    ids = stack.submit(*large_photos())
+    first = stack.start_worker(**SMALL_BATCHES)
+    stack.outputs(3)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=120) == 0, stack.worker_log(0)
+    done_before_restart = stack.settle(1.0).finished()
+    assert len(done_before_restart) < len(ids), "the worker was meant to stop midway"
+
+    stack.start_worker(**SMALL_BATCHES)
+    outputs = stack.outputs(set(ids), timeout_s=180)
+    outputs = stack.settle(3.0)
+    for request_id in ids:
+        assert len(outputs.masked[request_id]) == 1, (request_id, stack.worker_log(0))
+        assert len(outputs.metadata[request_id]) == 1, request_id
+    assert not outputs.dead_letters
+
+
+def test_sigkill_midway_then_restart_repeats_only_uncommitted_requests(make_stack: MakeStack) -> None:
+    stack = make_stack(partitions=PARTITIONS)
+    ids = stack.submit(*large_photos())
+    first = stack.start_worker(**SMALL_BATCHES)
+    stack.outputs(3)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    committed = committed_offsets(stack)
+    assert len(stack.settle(1.0).finished()) < len(ids), "the worker was meant to die midway"
+
+    stack.start_worker(**SMALL_BATCHES)
+    outputs = stack.outputs(set(ids), timeout_s=180)
+    outputs = stack.settle(3.0)
+    for request_id in ids:
+        assert len(outputs.masked[request_id]) >= 1, request_id
+        assert len(outputs.metadata[request_id]) == len(outputs.masked[request_id]), request_id
+        sources = source_offsets(outputs, request_id)
+        assert len(set(sources)) == 1, "one request record, one source"
+        partition, offset = sources[0]
+        if offset < committed[partition]:
+            # Committed before the kill: must not have been processed again.
+            assert len(sources) == 1, (request_id, sources, committed)
+    assert any(offset >= 0 for offset in committed.values()), "some work was committed before the kill"

@@ -1,0 +1,146 @@
+"""A worker, run as `faceguard worker`, on a real broker: requests in, masked images and metadata out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import jsonschema
+import numpy as np
+import pytest
+
+from schemas.export import schema_path
+from tests.images import exif_rotated_astronaut, has_gps, upright_astronaut_crop
+from tests.integration.conftest import MakeStack
+from tests.support import SAMPLES, decode, images_with_large_faces, iou, outside_change, read_image, region_change
+
+pytestmark = pytest.mark.kafka
+
+# A blurred face keeps less than this share of its detail (Laplacian variance) ...
+MAX_DETAIL_LEFT = 0.35
+# ... and away from the masked regions a JPEG re-encode changes pixels by less than this on average.
+MAX_NOISE_OUTSIDE = 2.5
+
+
+def test_every_request_gets_one_masked_image_and_one_metadata_event(make_stack: MakeStack, tmp_path: Path) -> None:
+    stack = make_stack(partitions=3)
+    photos = images_with_large_faces(6)
+    no_faces = [SAMPLES / "chelsea.png", SAMPLES / "coffee.png"]
+    rotated = tmp_path / "rotated-gps.jpg"
+    upright_size = exif_rotated_astronaut(rotated)
+    ids = stack.submit(*[p.path for p in photos], *no_faces, rotated)
+    assert len(ids) == len(photos) + 3
+    stack.start_worker()
+
+    outputs = stack.outputs(set(ids))
+    outputs = stack.settle(2.0)
+    assert not outputs.dead_letters, [dict(r.headers) for r in outputs.dead_letters]
+    for request_id in ids:
+        assert len(outputs.masked[request_id]) == 1, request_id
+        assert len(outputs.metadata[request_id]) == 1, request_id
+
+    validator = jsonschema.Draft202012Validator(json.loads(schema_path("face_metadata_event").read_text()))
+    events = {rid: json.loads(outputs.metadata[rid][0].value or b"") for rid in ids}
+    for request_id, event in events.items():
+        validator.validate(event)
+        headers = dict(outputs.masked[request_id][0].headers)
+        assert headers["faceguard-request-id"] == request_id.encode()
+        assert headers["faceguard-face-count"] == str(event["total_count"]).encode()
+        assert headers["content-type"] == event["image"]["content_type"].encode()
+
+    # Photos with faces: every reported face is a real one, and is masked; the rest is untouched.
+    for photo, request_id in zip(photos, ids, strict=False):
+        event = events[request_id]
+        assert event["total_count"] >= 1, photo.path.name
+        before = decode(photo.path.read_bytes())
+        after = decode(outputs.masked[request_id][0].value or b"")
+        assert after.shape == before.shape
+        for face in event["faces"]:
+            assert max(iou(tuple(face["bbox"]), a) for a in photo.faces) >= 0.2, (photo.path.name, face["bbox"])
+            diff, detail_left = region_change(before, after, tuple(face["bbox"]))
+            assert detail_left < MAX_DETAIL_LEFT, (photo.path.name, face["bbox"], detail_left)
+            assert diff > 3, (photo.path.name, face["bbox"], diff)
+        regions = [tuple(face["mask"]["region"]) for face in event["faces"]]
+        assert outside_change(before, after, regions) < MAX_NOISE_OUTSIDE, photo.path.name
+
+    # Images without faces come back pixel for pixel (PNG is lossless).
+    for path, request_id in zip(no_faces, ids[len(photos) :], strict=False):
+        assert events[request_id]["total_count"] == 0
+        assert np.array_equal(decode(path.read_bytes()), decode(outputs.masked[request_id][0].value or b""))
+
+    # EXIF orientation 6 with GPS: masked upright, on the face, and no GPS (nor any EXIF) left.
+    check_rotated_output(events[ids[-1]], outputs.masked[ids[-1]][0].value or b"", rotated, upright_size, tmp_path)
+
+
+def check_rotated_output(
+    event: dict[str, Any], output: bytes, rotated: Path, upright_size: tuple[int, int], tmp_path: Path
+) -> None:
+    assert (event["image"]["width"], event["image"]["height"]) == upright_size
+    assert not has_gps(output, tmp_path / "out.jpg")
+    assert b"Exif" not in output[:4096]
+    after = decode(output)
+    assert (after.shape[1], after.shape[0]) == upright_size
+    # The upright input as a correct decoder shows it (the box check below does not rely on OpenCV).
+    before = cv2.rotate(read_image(rotated, cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_COLOR), cv2.ROTATE_90_CLOCKWISE)
+    reference = cv2.cvtColor(np.asarray(upright_astronaut_crop()), cv2.COLOR_RGB2BGR)
+    assert np.abs(before.astype(int) - reference.astype(int)).mean() < 3, "the test image is not what it should be"
+    assert event["total_count"] == 1
+    face = tuple(event["faces"][0]["bbox"])
+    assert iou(face, (173, 67, 103, 103)) > 0.5, face
+    diff, detail_left = region_change(before, after, face)
+    assert detail_left < MAX_DETAIL_LEFT
+    assert diff > 3
+    assert outside_change(before, after, [tuple(event["faces"][0]["mask"]["region"])]) < MAX_NOISE_OUTSIDE
+
+
+def test_bad_records_are_dead_lettered_and_their_neighbours_processed(make_stack: MakeStack, tmp_path: Path) -> None:
+    stack = make_stack(partitions=1)  # one partition: the bad records sit between good ones
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("these are not pixels")
+    good = (SAMPLES / "astronaut.png").as_uri()
+
+    def request(request_id: str, ref: str) -> bytes:
+        return json.dumps({"request_id": request_id, "image_ref": ref}).encode()
+
+    stack.produce_raw(
+        [
+            request("good-1", good),
+            b"{this is not json",
+            request("good-2", good),
+            request("missing", (tmp_path / "nowhere.png").as_uri()),
+            request("not-image", not_an_image.as_uri()),
+            request("good-3", good),
+            request("ftp", "ftp://example.invalid/x.png"),
+            request("outside", "file:///etc/hostname"),
+        ]
+    )
+    stack.start_worker()
+    outputs = stack.outputs(8)
+    assert {"good-1", "good-2", "good-3"} <= set(outputs.metadata)
+    reasons = {}
+    for record in outputs.dead_letters:
+        headers = {k: v.decode() for k, v in record.headers}
+        assert headers["faceguard-original-topic"] == stack.settings.topic_requests
+        assert record.key == f"raw-{headers['faceguard-original-offset']}".encode()  # the key is kept
+        reasons[headers["faceguard-original-offset"]] = (
+            headers["faceguard-error-class"],
+            headers["faceguard-error-reason"],
+        )
+        assert headers["faceguard-retryable"] == "false"
+    assert reasons.keys() == {"1", "3", "4", "6", "7"}
+    assert reasons["1"][0] == "invalid_request"
+    assert "not JSON" in reasons["1"][1]
+    assert reasons["3"][0] == "source_not_found"
+    assert "does not exist" in reasons["3"][1]
+    assert reasons["4"][0] == "not_an_image"
+    assert "not a JPEG, PNG, BMP or WebP" in reasons["4"][1]
+    assert reasons["6"][0] == "invalid_request"
+    assert "image_ref" in reasons["6"][1]
+    assert reasons["7"][0] == "unsupported_reference"
+    assert "outside the allowed roots" in reasons["7"][1]
+    # The dead letter carries the request as it was consumed, for inspection and redrive.
+    values = {r.value for r in outputs.dead_letters}
+    assert b"{this is not json" in values
+    assert stack.workers[0].poll() is None, "the worker must keep running"

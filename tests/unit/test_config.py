@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from consumer.config import Settings
+from consumer.model_files import ModelKind
+
+
+def test_environment_is_read_with_the_prefix_and_the_conventional_broker_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "b1:9092,b2:9092")
+    monkeypatch.setenv("FACEGUARD_MODEL", "short_range")
+    monkeypatch.setenv("FACEGUARD_ALLOWED_ROOTS", f"{tmp_path}{os.pathsep}{tmp_path / 'x'}")
+    settings = Settings()
+    assert settings.kafka_bootstrap_servers == "b1:9092,b2:9092"
+    assert settings.model is ModelKind.SHORT_RANGE
+    assert settings.allowed_roots == [tmp_path.resolve(), (tmp_path / "x").resolve()]
+
+
+def test_the_default_model_is_full_range_and_no_file_root_is_open() -> None:
+    settings = Settings()
+    assert settings.model is ModelKind.FULL_RANGE
+    assert settings.allowed_roots == []
+
+
+def test_secrets_reach_librdkafka_but_not_the_repr() -> None:
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username="u",
+        kafka_sasl_password=SecretStr("hunter2"),
+    )
+    assert settings.kafka_client_config()["sasl.password"] == "hunter2"
+    assert "hunter2" not in repr(settings)

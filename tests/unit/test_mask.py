@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from consumer.image_types import Box, Detection
+from consumer.mask import MaskSpec, mask_faces
+from schemas import MaskMethod, MaskOptions
+from tests.support import SAMPLES, read_image, region_change
+
+FACE = Box(173, 67, 103, 103)
+
+
+def astronaut() -> np.ndarray:
+    return read_image(SAMPLES / "astronaut.png")
+
+
+@pytest.mark.parametrize("method", list(MaskMethod))
+def test_each_method_destroys_the_face_and_leaves_the_rest(method: MaskMethod) -> None:
+    before = astronaut()
+    after = before.copy()
+    [applied] = mask_faces(after, [Detection(FACE, 0.9)], MaskSpec(method, 0.5, 0.2))
+    x, y, w, h = applied.region
+    assert (x, y, w, h) == (152, 46, 145, 145)  # grown by 20% on every side
+    diff, detail_left = region_change(before, after, FACE.as_tuple())
+    assert diff > 10
+    if method is MaskMethod.PIXELATE:
+        colours = np.unique(after[y : y + h, x : x + w].reshape(-1, 3), axis=0)
+        assert applied.kernel_px == 19
+        assert len(colours) <= (w // applied.kernel_px + 1) ** 2
+    else:
+        assert detail_left < 0.2
+    outside = np.ones(before.shape[:2], bool)
+    outside[y : y + h, x : x + w] = False
+    assert np.array_equal(before[outside], after[outside])
+
+
+def test_blur_kernel_grows_with_face_size() -> None:
+    image = astronaut()
+    small, large = mask_faces(
+        image,
+        [Detection(Box(10, 10, 30, 30), 1), Detection(Box(200, 200, 200, 200), 1)],
+        MaskSpec(MaskMethod.BLUR, 0.5, 0.0),
+    )
+    assert small.kernel_px < large.kernel_px
+    assert large.kernel_px == 101
+
+
+def test_regions_are_clipped_at_the_image_border() -> None:
+    image = np.full((100, 100, 3), 200, np.uint8)
+    [applied] = mask_faces(image, [Detection(Box(80, -10, 40, 40), 1)], MaskSpec(MaskMethod.FILL, 1.0, 0.25))
+    assert applied.region == (70, 0, 30, 40)
+    assert (image[0:40, 70:100] == 0).all()
+    assert (image[40:, :] == 200).all()
+
+
+def test_fill_keeps_alpha_and_works_on_gray_and_16_bit() -> None:
+    bgra = np.full((50, 50, 4), 255, np.uint8)
+    mask_faces(bgra, [Detection(Box(10, 10, 20, 20), 1)], MaskSpec(MaskMethod.FILL, 1.0, 0.0))
+    assert (bgra[10:30, 10:30, :3] == 0).all()
+    assert (bgra[..., 3] == 255).all()
+    gray16 = (np.random.default_rng(1).random((60, 60)) * 65535).astype(np.uint16)
+    before = gray16.copy()
+    mask_faces(gray16, [Detection(Box(10, 10, 30, 30), 1)], MaskSpec(MaskMethod.BLUR, 0.5, 0.0))
+    assert gray16.dtype == np.uint16
+    assert not np.array_equal(before[10:40, 10:40], gray16[10:40, 10:40])
+
+
+def test_request_options_override_the_defaults_field_by_field() -> None:
+    defaults = MaskSpec(MaskMethod.BLUR, 0.5, 0.2)
+    assert defaults.with_overrides(None) == defaults
+    assert defaults.with_overrides(MaskOptions(strength=0.9)) == MaskSpec(MaskMethod.BLUR, 0.9, 0.2)
+    assert defaults.with_overrides(MaskOptions(method=MaskMethod.FILL, margin=0.0)) == MaskSpec(
+        MaskMethod.FILL, 0.5, 0.0
+    )
