@@ -40,19 +40,28 @@ def source_offsets(outputs: Outputs, request_id: str) -> list[tuple[int, int]]:
     return [(s["partition"], s["offset"]) for s in sources]
 
 
-def test_sigterm_midway_then_restart_processes_each_request_exactly_once(make_stack: MakeStack) -> None:
-    stack = make_stack(partitions=PARTITIONS)
+def interrupted_then_restarted(
+    stack: Stack, interrupt: signal.Signals
+) -> tuple[list[str], int, dict[int, int], Outputs]:
+    """Submit the photos, send `interrupt` to the worker after three finish, restart it, and read
+    everything. Returns the request ids, the first worker's exit code, the offsets committed
+    when it ended, and all outputs."""
     ids = stack.submit(*large_photos())
     first = stack.start_worker(**SMALL_BATCHES)
     stack.outputs(3)
-    first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=120) == 0, stack.worker_log(0)
-    done_before_restart = stack.settle(1.0).finished()
-    assert len(done_before_restart) < len(ids), "the worker was meant to stop midway"
-
+    first.send_signal(interrupt)
+    exit_code = first.wait(timeout=120)
+    committed = committed_offsets(stack)
+    assert len(stack.settle(1.0).finished()) < len(ids), "the worker was meant to stop midway"
     stack.start_worker(**SMALL_BATCHES)
-    outputs = stack.outputs(set(ids), timeout_s=180)
-    outputs = stack.settle(3.0)
+    stack.outputs(set(ids), timeout_s=180)
+    return ids, exit_code, committed, stack.settle(3.0)
+
+
+def test_sigterm_midway_then_restart_processes_each_request_exactly_once(make_stack: MakeStack) -> None:
+    stack = make_stack(partitions=PARTITIONS)
+    ids, exit_code, _, outputs = interrupted_then_restarted(stack, signal.SIGTERM)
+    assert exit_code == 0, stack.worker_log(0)
     for request_id in ids:
         assert len(outputs.masked[request_id]) == 1, (request_id, stack.worker_log(0))
         assert len(outputs.metadata[request_id]) == 1, request_id
@@ -61,17 +70,8 @@ def test_sigterm_midway_then_restart_processes_each_request_exactly_once(make_st
 
 def test_sigkill_midway_then_restart_repeats_only_uncommitted_requests(make_stack: MakeStack) -> None:
     stack = make_stack(partitions=PARTITIONS)
-    ids = stack.submit(*large_photos())
-    first = stack.start_worker(**SMALL_BATCHES)
-    stack.outputs(3)
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
-    committed = committed_offsets(stack)
-    assert len(stack.settle(1.0).finished()) < len(ids), "the worker was meant to die midway"
-
-    stack.start_worker(**SMALL_BATCHES)
-    outputs = stack.outputs(set(ids), timeout_s=180)
-    outputs = stack.settle(3.0)
+    ids, exit_code, committed, outputs = interrupted_then_restarted(stack, signal.SIGKILL)
+    assert exit_code == -signal.SIGKILL
     for request_id in ids:
         assert len(outputs.masked[request_id]) >= 1, request_id
         assert len(outputs.metadata[request_id]) == len(outputs.masked[request_id]), request_id
