@@ -51,7 +51,8 @@ def collect(settings: Settings, out: Path, expect: int | None, timeout_s: float)
 
 
 def write_record(settings: Settings, record: Record, out: Path, collected: Collected) -> None:
-    key = (record.key or b"").decode(errors="replace")
+    # Keys become file names: keep them inside `out` whatever a producer put there.
+    key = (record.key or b"").decode(errors="replace").replace("/", "_").lstrip(".") or "no-key"
     headers = {name: value.decode(errors="replace") for name, value in record.headers}
     if record.topic == settings.topic_masked:
         (out / f"{key}{EXTENSIONS.get(headers.get('content-type', ''), '.bin')}").write_bytes(record.value or b"")
