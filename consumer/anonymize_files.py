@@ -71,7 +71,7 @@ def anonymize_file(
     target.write_bytes(result.data)
     if with_metadata:
         request = ImageRequest(request_id=safe_id(path.stem), image_ref=path.resolve().as_uri(), mask=mask)
-        event = metadata_event(request, result, anonymizer, settings.worker_id, source=None)
+        event = metadata_event(request, result, anonymizer.detector.info, settings.worker_id, source=None)
         target.with_name(target.name + ".json").write_text(event.model_dump_json(indent=2) + "\n")
     return FileOutcome(path, target, len(result.faces), None)
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumer.config import Settings
+from consumer.image_types import ImageFormat
 from consumer.kafka_io import OutputReader, Record
 
-EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/bmp": ".bmp", "image/webp": ".webp"}
+EXTENSIONS = {image_format.content_type: image_format.extension for image_format in ImageFormat}
 
 
 @dataclass

@@ -19,7 +19,16 @@ from consumer.encode import EncodeQuality, encode_image
 from consumer.errors import ImageTooLarge
 from consumer.image_types import ImageFormat
 from consumer.mask import MaskSpec, mask_faces
-from schemas import Face, FaceMetadataEvent, ImageInfo, ImageRequest, MaskOptions, SourceRecord, StageTimings
+from schemas import (
+    Face,
+    FaceMetadataEvent,
+    ImageInfo,
+    ImageRequest,
+    MaskOptions,
+    ModelInfo,
+    SourceRecord,
+    StageTimings,
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,7 @@ class Anonymizer:
 
 
 def metadata_event(
-    request: ImageRequest, result: AnonymizedImage, anonymizer: Anonymizer, worker_id: str, source: SourceRecord | None
+    request: ImageRequest, result: AnonymizedImage, model: ModelInfo, worker_id: str, source: SourceRecord | None
 ) -> FaceMetadataEvent:
     """The audit record for `request`, processed into `result`."""
     return FaceMetadataEvent(
@@ -108,7 +117,7 @@ def metadata_event(
         total_count=len(result.faces),
         processing_time_ms=round(result.processing_time_ms, 3),
         timings=result.timings,
-        model=anonymizer.detector.info,
+        model=model,
         input_sha256=result.input_sha256,
         output_sha256=result.output_sha256,
         output_bytes=len(result.data),

@@ -117,7 +117,7 @@ class Worker:
             )
             return [dead_letter_record(self._settings, record, failure, request_id)]
         source = SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
-        event = metadata_event(request, result, self._anonymizer, self._settings.worker_id, source)
+        event = metadata_event(request, result, self._anonymizer.detector.info, self._settings.worker_id, source)
         log.info(
             "masked request=%s topic=%s partition=%d offset=%d faces=%d ms=%.1f",
             request.request_id,

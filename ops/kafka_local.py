@@ -257,12 +257,11 @@ def start(broker: Broker, port: int | None, timeout: float) -> str:
 
 
 def ensure_port_free(broker: Broker) -> None:
-    with socket.socket() as sock:
-        if sock.connect_ex(("127.0.0.1", broker.port() or 0)) == 0:
-            raise BrokerError(
-                f"port {broker.port()} is already in use by another process; "
-                "pick another with --port or a new --data folder"
-            )
+    if accepts(broker):
+        raise BrokerError(
+            f"port {broker.port()} is already in use by another process; "
+            "pick another with --port or a new --data folder"
+        )
 
 
 def wait_ready(broker: Broker, process: subprocess.Popen[bytes], timeout: float) -> None:

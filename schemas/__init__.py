@@ -2,7 +2,6 @@
 
 from schemas.events import (
     CONTRACTS,
-    SCHEMA_VERSION,
     AppliedMask,
     DeadLetterHeaders,
     ErrorClass,
@@ -20,7 +19,6 @@ from schemas.events import (
 
 __all__ = [
     "CONTRACTS",
-    "SCHEMA_VERSION",
     "AppliedMask",
     "DeadLetterHeaders",
     "ErrorClass",

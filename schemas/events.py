@@ -19,7 +19,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-SCHEMA_VERSION = 1
 ALLOWED_SCHEMES = ("file", "http", "https")
 
 RequestId = Annotated[

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from schemas.export import schema_path
-from tests.images import exif_rotated_astronaut, has_gps, upright_astronaut_crop
+from tests.images import ASTRONAUT_FACE, exif_rotated_astronaut, has_gps, upright_astronaut_crop
 from tests.integration.conftest import MakeStack
 from tests.support import SAMPLES, decode, images_with_large_faces, iou, outside_change, read_image, region_change
 
@@ -88,7 +88,7 @@ def check_rotated_output(
     assert np.abs(before.astype(int) - reference.astype(int)).mean() < 3, "the test image is not what it should be"
     assert event["total_count"] == 1
     face = tuple(event["faces"][0]["bbox"])
-    assert iou(face, (173, 67, 103, 103)) > 0.5, face
+    assert iou(face, ASTRONAUT_FACE) > 0.5, face
     diff, detail_left = region_change(before, after, face)
     assert detail_left < MAX_DETAIL_LEFT
     assert diff > 3
@@ -144,3 +144,21 @@ def test_bad_records_are_dead_lettered_and_their_neighbours_processed(make_stack
     values = {r.value for r in outputs.dead_letters}
     assert b"{this is not json" in values
     assert stack.workers[0].poll() is None, "the worker must keep running"
+
+
+def test_collect_writes_images_metadata_and_dead_letters_into_a_folder(make_stack: MakeStack, tmp_path: Path) -> None:
+    stack = make_stack(partitions=1)
+    ids = stack.submit(SAMPLES / "astronaut.png")
+    stack.produce_raw([b"not json"])
+    stack.start_worker()
+    stack.outputs(2)
+    out = tmp_path / "collected"
+    done = stack.cli("collect", "-o", str(out), "--expect", "2", "--timeout", "60")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"masked": 1, "dead_lettered": 1, "folder": str(out)}
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{ids[0]}.png", f"{ids[0]}.json", "dead-letters.jsonl"])
+    assert json.loads((out / f"{ids[0]}.json").read_text())["total_count"] == 1
+    [line] = (out / "dead-letters.jsonl").read_text().splitlines()
+    dead = json.loads(line)
+    assert dead["headers"]["faceguard-error-class"] == "invalid_request"
+    assert dead["value"] == "not json"

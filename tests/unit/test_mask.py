@@ -6,9 +6,10 @@ import pytest
 from consumer.image_types import Box, Detection
 from consumer.mask import MaskSpec, mask_faces
 from schemas import MaskMethod, MaskOptions
+from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, read_image, region_change
 
-FACE = Box(173, 67, 103, 103)
+FACE = Box(*ASTRONAUT_FACE)
 
 
 def astronaut() -> np.ndarray:
