@@ -99,7 +99,7 @@ class Stack:
             return until_finished <= done if isinstance(until_finished, set) else len(done) >= until_finished
 
         while not satisfied() and time.monotonic() < deadline:
-            for record in self._reader.poll_batch(200, 0.5):
+            for record in self._reader.poll_batch(200, 0.1):
                 key = (record.key or b"").decode()
                 if record.topic == self.settings.topic_masked:
                     self._outputs.masked[key].append(record)
