@@ -5,6 +5,8 @@
     faceguard anonymize INPUT... -o DIR   mask local files without Kafka
     faceguard topics create               create the topics
     faceguard collect -o DIR              write published outputs into a folder
+    faceguard dlq list [FILTERS]          show dead letters
+    faceguard dlq redrive [FILTERS]       send dead letters back to their topic
 
 Configuration comes from FACEGUARD_* environment variables (see README).
 """
@@ -16,12 +18,16 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from consumer.config import Settings
 from consumer.errors import FaceguardError, SetupError
-from schemas import MaskMethod, MaskOptions
+
+if TYPE_CHECKING:
+    from consumer.dlq import DlqFilter
+from schemas import ErrorClass, MaskMethod, MaskOptions
 
 log = logging.getLogger("faceguard")
 
@@ -87,7 +93,31 @@ def parser() -> argparse.ArgumentParser:
     collect.add_argument("--expect", type=int, help="stop once this many requests have their outputs")
     collect.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most (default 60)")
     collect.set_defaults(run=cmd_collect)
+
+    dlq = commands.add_parser("dlq", help="inspect and redrive dead letters")
+    dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
+    dlq_list = dlq_commands.add_parser("list", help="print matching dead letters, one line each")
+    add_dlq_filters(dlq_list)
+    dlq_list.add_argument("--json", action="store_true", help="one JSON object per line")
+    dlq_list.set_defaults(run=cmd_dlq_list)
+    dlq_redrive = dlq_commands.add_parser("redrive", help="republish matching dead letters to their original topic")
+    add_dlq_filters(dlq_redrive)
+    dlq_redrive.add_argument("--dry-run", action="store_true", help="print what would be redriven, publish nothing")
+    dlq_redrive.add_argument("--rate", type=float, default=50.0, help="records per second at most (default 50)")
+    dlq_redrive.add_argument(
+        "--max-redrives", type=int, default=3, help="refuse requests redriven this often already (default 3)"
+    )
+    dlq_redrive.set_defaults(run=cmd_dlq_redrive)
     return top
+
+
+def add_dlq_filters(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--error-class", type=ErrorClass, choices=list(ErrorClass), action="append", default=[], help="repeatable"
+    )
+    command.add_argument("--topic", action="append", default=[], help="original topic (repeatable)")
+    command.add_argument("--since", help="failed at or after: ISO time, or a duration ago such as 2h")
+    command.add_argument("--until", help="failed before: ISO time, or a duration ago such as 10m")
 
 
 def add_mask_arguments(command: argparse.ArgumentParser) -> None:
@@ -154,7 +184,7 @@ def cmd_anonymize(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_topics_create(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.kafka_io import create_topics
+    from consumer.kafka_admin import create_topics
 
     for name, outcome in create_topics(settings, args.partitions, args.replication_factor).items():
         print(f"{name}\t{outcome}")
@@ -175,3 +205,41 @@ def cmd_collect(settings: Settings, args: argparse.Namespace) -> int:
         )
     )
     return 0 if args.expect is None or collected.finished >= args.expect else 1
+
+
+def dlq_filter(args: argparse.Namespace) -> DlqFilter:
+    from consumer.dlq import DlqFilter, parse_time
+
+    return DlqFilter(
+        error_classes=frozenset(args.error_class),
+        original_topics=frozenset(args.topic),
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
+    )
+
+
+def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.dlq import dead_letters, describe
+
+    count = 0
+    for letter in dead_letters(settings, dlq_filter(args)):
+        count += 1
+        print(describe(letter, as_json=args.json))
+    log.info("%d dead letters match", count)
+    return 0
+
+
+def cmd_dlq_redrive(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.dlq import dead_letters, describe, plan_redrive, redrive
+
+    plan = plan_redrive(dead_letters(settings, dlq_filter(args)), args.max_redrives)
+    for letter, why in plan.refused:
+        log.warning("refused %s: %s", letter.position, why)
+    for letter in plan.redrive:
+        print(("would redrive " if args.dry_run else "redrive ") + describe(letter, as_json=False))
+    failed = [] if args.dry_run else redrive(settings, plan, args.rate)
+    for letter, error in failed:
+        log.error("not redriven %s: %s", letter.position, error)
+    verb = "would redrive" if args.dry_run else "redrove"
+    log.info("%s %d, refused %d, failed %d", verb, len(plan.redrive) - len(failed), len(plan.refused), len(failed))
+    return 1 if failed else 0

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from consumer.config import Settings
 from consumer.image_types import ImageFormat
-from consumer.kafka_io import OutputReader, Record
+from consumer.kafka_admin import OutputReader
+from consumer.records import Record
 
 EXTENSIONS = {image_format.content_type: image_format.extension for image_format in ImageFormat}
 

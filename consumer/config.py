@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,6 +21,25 @@ from schemas import MaskMethod
 
 # librdkafka configuration: dotted keys to values.
 ClientConfig = dict[str, str | int | float | bool]
+
+
+class Guarantee(StrEnum):
+    """What a crash may cost."""
+
+    EXACTLY_ONCE = "exactly_once"  # outputs and offsets in one transaction: nothing lost, nothing twice
+    AT_LEAST_ONCE = "at_least_once"  # offsets committed after delivery: nothing lost, duplicates possible
+
+
+class GroupProtocol(StrEnum):
+    CLASSIC = "classic"  # client-side cooperative-sticky assignment
+    CONSUMER = "consumer"  # KIP-848: the broker assigns partitions
+
+
+def _split_list(value: object) -> object:
+    """Comma- (or os.pathsep-) separated text from the environment as a list."""
+    if isinstance(value, str):
+        return [p.strip() for chunk in value.split(os.pathsep) for p in chunk.split(",") if p.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -46,13 +66,43 @@ class Settings(BaseSettings):
     topic_masked: str = "faceguard.masked-images"
     topic_metadata: str = "faceguard.metadata"
     topic_dlq: str = "faceguard.dlq"
+    retry_delays_s: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [10.0, 60.0, 600.0],
+        description="Delay of each retry tier (comma-separated); tier N reads topic <requests>.retry-N. Empty: none.",
+    )
 
-    # Worker loop.
-    batch_size: int = Field(16, ge=1, le=1000, description="Records consumed, processed and committed together.")
+    # Delivery.
+    guarantee: Guarantee = Guarantee.EXACTLY_ONCE
+    group_protocol: GroupProtocol = GroupProtocol.CLASSIC
+    worker_id: str = Field(
+        default_factory=socket.gethostname,
+        description=(
+            "Stable name of this worker (default: the host name, i.e. the pod name). It names the transactional "
+            "producer, so a restarted worker fences its previous self; two live workers must not share it."
+        ),
+    )
+    processing_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    max_in_flight: int = Field(32, ge=1, description="Uncommitted records held at most; beyond it partitions pause.")
+    batch_size: int = Field(64, ge=1, le=10_000, description="Most records committed in one transaction.")
+    commit_interval_s: float = Field(0.2, gt=0, description="Longest a finished record waits for its commit.")
     poll_timeout_s: float = Field(1.0, gt=0)
     delivery_timeout_s: float = Field(60.0, gt=0, description="How long the broker may take to acknowledge outputs.")
-    max_poll_interval_ms: int = Field(300_000, ge=10_000)
-    worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    transaction_timeout_s: float = Field(
+        60.0, ge=1, description="Broker aborts a dead worker's open transaction after this."
+    )
+    drain_timeout_s: float = Field(
+        25.0, gt=0, description="On SIGTERM or revocation, how long in-flight work may finish."
+    )
+    max_poll_interval_ms: int = Field(300_000, ge=1_000)
+    session_timeout_ms: int = Field(45_000, ge=1_000)
+
+    # Failures.
+    breaker_window: int = Field(50, ge=0, description="Records the circuit breaker looks back on; 0 disables it.")
+    breaker_failure_ratio: float = Field(1.0, gt=0, le=1.0, description="Failed share of the window that opens it.")
+    breaker_cooldown_s: float = Field(30.0, gt=0, description="How long it stays open before a probe record.")
+    dlq_keep_binary_values: bool = Field(
+        False, description="Copy binary (non-JSON, possibly image) request values into the DLQ; off keeps PII out."
+    )
 
     # Sources and images.
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
@@ -76,11 +126,33 @@ class Settings(BaseSettings):
     @field_validator("allowed_roots", mode="before")
     @classmethod
     def _split_paths(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [p for chunk in value.split(os.pathsep) for p in chunk.split(",") if p.strip()]
+        value = _split_list(value)
         if isinstance(value, list):
             return [Path(str(p)).expanduser().resolve() for p in value]
         return value
+
+    @field_validator("retry_delays_s", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        return _split_list(value)
+
+    @property
+    def retry_topics(self) -> list[str]:
+        """One topic per retry tier, in order."""
+        return [f"{self.topic_requests}.retry-{tier}" for tier in range(1, len(self.retry_delays_s) + 1)]
+
+    @property
+    def input_topics(self) -> list[str]:
+        """What a worker consumes: the requests topic and every retry tier."""
+        return [self.topic_requests, *self.retry_topics]
+
+    @property
+    def output_topics(self) -> list[str]:
+        return [self.topic_masked, self.topic_metadata, self.topic_dlq]
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self.group_id}.{self.worker_id}"
 
     @property
     def max_record_bytes(self) -> int:

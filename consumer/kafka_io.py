@@ -1,48 +1,36 @@
-"""The Kafka boundary: the only module that imports confluent_kafka.
+"""The Kafka boundary of the worker: its consumer and its two kinds of producer.
 
-Consumed messages become `Record`s and outputs are `OutgoingRecord`s, so the
-rest of the service is plain Python. Delivery is at least once: offsets are
-never stored automatically, and `RequestConsumer.commit` is called only for
-records whose outputs the broker has acknowledged. Kafka errors are translated
-into Faceguard's types here.
+With `kafka_admin`, the only modules that import confluent_kafka. Consumed
+messages become `Record`s and outputs are `OutgoingRecord`s, so the rest of the
+service is plain Python; Kafka errors are translated into Faceguard's here.
+
+- `RequestConsumer`: a group member that never commits on its own (no auto
+  commit, no auto offset store), reads `read_committed`, and reports
+  assignment changes to the worker.
+- `TransactionalProducer` (exactly_once): outputs and consumed offsets of a
+  batch in one transaction.
+- `OutputProducer` (at_least_once, and the CLI): idempotent, acks=all.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from consumer.config import ClientConfig, Settings
+from consumer.config import GroupProtocol, Settings
 from consumer.errors import PublishError, SetupError
+from consumer.offsets import PartitionKey
+from consumer.records import Headers, OutgoingRecord, Record
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[str, bytes]]
-
-
-@dataclass(frozen=True)
-class Record:
-    """One consumed record."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int
-    headers: Headers = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class OutgoingRecord:
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
+PartitionsCallback = Callable[[list[PartitionKey]], None]
+# (topic, partition) -> next offset to consume
+Offsets = dict[PartitionKey, int]
 
 
 def to_record(message: Message) -> Record:
@@ -64,99 +52,143 @@ def decoded_headers(message: Message) -> Headers:
     return [(name, value.encode() if isinstance(value, str) else value or b"") for name, value in pairs]
 
 
+def log_client_error(error: KafkaError) -> None:
+    log.warning("kafka client: %s", error.str())
+
+
+def _partitions(offsets: Offsets) -> list[TopicPartition]:
+    return [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
+
+
 class RequestConsumer:
-    """A consumer-group member on the requests topic with explicit, synchronous commits."""
+    """A consumer-group member on the input topics. Commits only when told to."""
 
-    def __init__(self, settings: Settings, topics: list[str]) -> None:
-        self._consumer = Consumer(
-            {
-                **settings.kafka_client_config(),
-                "group.id": settings.group_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "cooperative-sticky",
-                "max.poll.interval.ms": settings.max_poll_interval_ms,
-                "isolation.level": "read_committed",
-                "error_cb": _log_client_error,
-            }
+    def __init__(
+        self,
+        settings: Settings,
+        on_assign: PartitionsCallback,
+        on_revoke: PartitionsCallback,
+        on_lost: PartitionsCallback,
+    ) -> None:
+        config: dict[str, Any] = {
+            **settings.kafka_client_config(),
+            "group.id": settings.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "max.poll.interval.ms": settings.max_poll_interval_ms,
+            "isolation.level": "read_committed",
+            "error_cb": log_client_error,
+        }
+        if settings.group_protocol is GroupProtocol.CONSUMER:
+            config["group.protocol"] = "consumer"  # KIP-848: the broker assigns; no client assignor settings
+        else:
+            config["partition.assignment.strategy"] = "cooperative-sticky"
+            config["session.timeout.ms"] = settings.session_timeout_ms
+        self._consumer = Consumer(config)
+
+        def keys(partitions: list[TopicPartition]) -> list[PartitionKey]:
+            return [(tp.topic, tp.partition) for tp in partitions]
+
+        self._consumer.subscribe(
+            settings.input_topics,
+            on_assign=lambda _c, parts: on_assign(keys(parts)),
+            on_revoke=lambda _c, parts: on_revoke(keys(parts)),
+            on_lost=lambda _c, parts: on_lost(keys(parts)),
         )
-        self._consumer.subscribe(topics)
 
-    def poll_batch(self, max_records: int, timeout_s: float) -> list[Record]:
-        """Up to `max_records` records, waiting at most `timeout_s` for the first.
+    def consume(self, max_records: int, timeout_s: float) -> list[Record]:
+        """Up to `max_records` records, waiting at most `timeout_s`; serves rebalance callbacks.
 
         Raises PublishError on a fatal consumer error.
         """
         records = []
-        for message in self._consumer.consume(num_messages=max_records, timeout=timeout_s):
+        for message in self._consumer.consume(num_messages=max(1, max_records), timeout=timeout_s):
             error = message.error()
             if error is None:
                 records.append(to_record(message))
             elif error.fatal():
                 raise PublishError(f"fatal consumer error: {error.str()}")
-            else:
+            elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error: %s", error.str())
         return records
 
-    def commit(self, records: Sequence[Record]) -> None:
-        """Commit, synchronously, the position after each partition's last record in `records`.
+    def pause(self, partitions: Iterable[PartitionKey]) -> None:
+        """Stop fetching `partitions` (prefetched records are dropped; fetching resumes at the next unread one)."""
+        self._consumer.pause([TopicPartition(t, p) for t, p in partitions])
 
-        Records are taken in consumption order, so per partition this is a contiguous run.
-        """
-        if not records:
+    def resume(self, partitions: Iterable[PartitionKey]) -> None:
+        self._consumer.resume([TopicPartition(t, p) for t, p in partitions])
+
+    def commit(self, offsets: Offsets) -> None:
+        """Commit these positions synchronously (at_least_once). Raises PublishError when the group refuses."""
+        if not offsets:
             return
-        next_offsets: dict[tuple[str, int], int] = {}
-        for record in records:
-            next_offsets[(record.topic, record.partition)] = record.offset + 1
-        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
+        partitions = _partitions(offsets)
         try:
-            self._consumer.store_offsets(offsets=offsets)
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.store_offsets(offsets=partitions)
+            self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:
             raise PublishError(f"offset commit failed: {exc.args[0]}") from exc
 
+    def group_metadata(self) -> Any:
+        """The consumer's group metadata, for sending offsets within a transaction."""
+        return self._consumer.consumer_group_metadata()
+
     def close(self) -> None:
+        """Leave the group (runs the revoke callback for what is still assigned)."""
         self._consumer.close()
+
+
+def _produce(producer: Producer, record: OutgoingRecord, on_delivery: Callable[..., None] | None) -> None:
+    while True:
+        try:
+            producer.produce(
+                record.topic,
+                value=record.value,
+                key=record.key,
+                headers=[(n, v) for n, v in record.headers],
+                on_delivery=on_delivery,
+            )
+            return
+        except BufferError:
+            producer.poll(0.1)  # local queue full: serve delivery reports, then try again
+        except KafkaException as exc:
+            raise PublishError(f"could not produce to {record.topic}: {exc.args[0]}") from exc
+
+
+def _producer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        **settings.kafka_client_config(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.max.bytes": settings.max_record_bytes,
+        "delivery.timeout.ms": int(settings.delivery_timeout_s * 1000),
+        "error_cb": log_client_error,
+    }
 
 
 class OutputProducer:
     """An idempotent producer; `send` reports each record's delivery to a callback."""
 
-    def __init__(self, settings: Settings, extra: ClientConfig | None = None) -> None:
-        self._producer = Producer(
-            {
-                **settings.kafka_client_config(),
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "message.max.bytes": settings.max_record_bytes,
-                "delivery.timeout.ms": int(settings.delivery_timeout_s * 1000),
-                "error_cb": _log_client_error,
-                **(extra or {}),
-            }
-        )
+    def __init__(self, settings: Settings) -> None:
+        self._producer = Producer(_producer_config(settings))
 
     def send(self, record: OutgoingRecord, on_delivery: Callable[[str | None], None]) -> None:
-        """Queue `record`; `on_delivery(None)` once acknowledged, `on_delivery(reason)` on failure."""
+        """Queue `record`; `on_delivery(None)` once acknowledged, `on_delivery(reason)` on failure.
+
+        Callbacks run inside `poll` or `flush`, on the caller's thread.
+        """
 
         def report(error: KafkaError | None, _message: Message) -> None:
             on_delivery(None if error is None else error.str())
 
-        while True:
-            try:
-                self._producer.produce(
-                    record.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=[(name, value) for name, value in record.headers],
-                    on_delivery=report,
-                )
-                return
-            except BufferError:
-                self._producer.poll(0.1)  # local queue full: serve delivery reports, then try again
-            except KafkaException as exc:
-                raise PublishError(f"could not produce to {record.topic}: {exc.args[0]}") from exc
+        _produce(self._producer, record, report)
+
+    def poll(self) -> None:
+        """Serve delivery reports that are ready, without waiting."""
+        self._producer.poll(0)
 
     def flush(self, timeout_s: float) -> int:
         """Wait for every queued record's delivery report; returns how many are still undelivered."""
@@ -166,79 +198,83 @@ class OutputProducer:
         self._producer.flush(timeout_s)
 
 
-def create_topics(settings: Settings, partitions: int, replication_factor: int) -> dict[str, str]:
-    """Create the service's topics when missing; returns each topic's outcome ("created" or "exists").
+class TransactionalProducer:
+    """Writes a batch's outputs and its consumed offsets in one transaction.
 
-    Raises SetupError when the broker refuses.
+    The transactional id is stable per worker, so a restarted worker aborts its
+    dead predecessor's open transaction at once, and a zombie is fenced.
     """
-    image_bytes = str(settings.max_record_bytes)
-    topics = [
-        NewTopic(settings.topic_requests, partitions, replication_factor),
-        NewTopic(settings.topic_masked, partitions, replication_factor, config={"max.message.bytes": image_bytes}),
-        NewTopic(settings.topic_metadata, partitions, replication_factor),
-        NewTopic(settings.topic_dlq, partitions, replication_factor),
-    ]
-    admin = AdminClient(settings.kafka_client_config())
-    outcome = {}
-    for name, future in admin.create_topics(topics, request_timeout=30).items():
-        try:
-            future.result()
-            outcome[name] = "created"
-        except KafkaException as exc:
-            error = exc.args[0]
-            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise SetupError(f"could not create topic {name}: {error.str()}") from exc
-            outcome[name] = "exists"
-    return outcome
 
-
-def missing_topics(settings: Settings, names: list[str], timeout_s: float = 15.0) -> list[str]:
-    """Those of `names` the cluster does not have. Raises SetupError when the brokers cannot be reached."""
-    admin = AdminClient(settings.kafka_client_config())
-    try:
-        existing = admin.list_topics(timeout=timeout_s).topics
-    except KafkaException as exc:
-        raise SetupError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc.args[0].str()}") from exc
-    return [name for name in names if name not in existing]
-
-
-def _log_client_error(error: KafkaError) -> None:
-    log.warning("kafka client: %s", error.str())
-
-
-class OutputReader:
-    """Reads topics from the beginning under a throwaway group, committing nothing (read_committed)."""
-
-    def __init__(self, settings: Settings, topics: list[str], group_id: str) -> None:
-        self._consumer = Consumer(
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._producer = Producer(
             {
-                **settings.kafka_client_config(),
-                "group.id": group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "error_cb": _log_client_error,
+                **_producer_config(settings),
+                "transactional.id": settings.transactional_id,
+                "transaction.timeout.ms": int(settings.transaction_timeout_s * 1000),
             }
         )
-        self._consumer.subscribe(topics)
+        try:
+            self._producer.init_transactions(settings.delivery_timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0]
+            raise SetupError(
+                f"cannot start transactions as {settings.transactional_id}: {error.str()}"
+                " (brokers without transactions need FACEGUARD_GUARANTEE=at_least_once)"
+            ) from exc
 
-    def poll_batch(self, max_records: int, timeout_s: float) -> list[Record]:
-        messages = self._consumer.consume(num_messages=max_records, timeout=timeout_s)
-        return [to_record(m) for m in messages if m.error() is None]
+    def commit(self, outputs: Sequence[OutgoingRecord], offsets: Offsets, group_metadata: Callable[[], Any]) -> None:
+        """Publish `outputs` and commit `offsets` atomically.
+
+        An abortable failure is retried with the same outputs; broker hiccups are
+        retried until `delivery_timeout_s`. Raises PublishError when fenced (another
+        worker took this transactional id) or when the broker stays unavailable.
+        """
+        deadline = time.monotonic() + self._settings.delivery_timeout_s
+        while True:
+            open_transaction = False
+            try:
+                self._producer.begin_transaction()
+                open_transaction = True
+                for record in outputs:
+                    _produce(self._producer, record, None)
+                self._producer.send_offsets_to_transaction(_partitions(offsets), group_metadata(), 30.0)
+                self._commit_transaction(deadline)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.fatal():
+                    raise PublishError(
+                        f"transactional producer {self._settings.transactional_id} failed: {error.str()}"
+                        " (fenced: is another worker running with the same FACEGUARD_WORKER_ID?)"
+                    ) from exc
+                if time.monotonic() > deadline:
+                    raise PublishError(f"transaction not committed in time: {error.str()}") from exc
+                log.warning("transaction failed; aborting it and trying again: %s", error.str())
+                if open_transaction:
+                    self._abort(deadline)
+                time.sleep(0.2)
+
+    def _commit_transaction(self, deadline: float) -> None:
+        while True:
+            try:
+                self._producer.commit_transaction(max(1.0, min(10.0, deadline - time.monotonic())))
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if not error.retriable() or time.monotonic() > deadline:
+                    raise
+                log.warning("transaction commit not acknowledged yet, retrying: %s", error.str())
+
+    def _abort(self, deadline: float) -> None:
+        while True:
+            try:
+                self._producer.abort_transaction(max(1.0, min(10.0, deadline - time.monotonic())))
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.fatal() or not error.retriable() or time.monotonic() > deadline:
+                    raise PublishError(f"could not abort a failed transaction: {error.str()}") from exc
 
     def close(self) -> None:
-        self._consumer.close()
-
-
-def publish(settings: Settings, records: Sequence[OutgoingRecord], timeout_s: float = 30.0) -> list[str | None]:
-    """Publish `records` and wait; returns each one's delivery error, or None when acknowledged."""
-    producer = OutputProducer(settings)
-    outcomes: list[str | None] = ["not acknowledged in time"] * len(records)
-    for index, record in enumerate(records):
-
-        def done(error: str | None, index: int = index) -> None:
-            outcomes[index] = error
-
-        producer.send(record, done)
-    producer.flush(timeout_s)
-    return outcomes
+        self._producer.flush(5.0)

@@ -1,23 +1,40 @@
-"""The records a processed request produces: masked image and metadata, or a dead letter.
+"""The records a processed request produces: masked image and metadata, a retry, or a dead letter.
 
 Pure functions from typed results to `OutgoingRecord`s; header names and values
-follow the contracts in `schemas`.
+follow the contracts in `schemas`. Retry and dead-letter records carry the
+request, never fetched image bytes: a consumed value that is not JSON text
+(binary, possibly an image sent inline) is left out of the DLQ unless
+`dlq_keep_binary_values` is set, and a header says what was dropped.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
 
 from consumer.config import Settings
 from consumer.errors import RecordFailure
-from consumer.kafka_io import Headers, OutgoingRecord, Record
 from consumer.pipeline import AnonymizedImage
-from schemas import DeadLetterHeaders, FaceMetadataEvent, MaskedImageHeaders
+from consumer.records import Headers, OutgoingRecord, Record
+from consumer.retry import History, RetryRoute, now_utc
+from schemas import DeadLetterHeaders, FaceMetadataEvent, MaskedImageHeaders, RetryHeaders
 
 MAX_REASON_CHARS = 1000
 
 
-def header_list(model: MaskedImageHeaders | DeadLetterHeaders) -> Headers:
+@dataclass(frozen=True)
+class FailedRecord:
+    """A consumed record that could not be processed, with what is known about it."""
+
+    record: Record
+    failure: RecordFailure
+    history: History
+    request_id: str | None = None
+
+
+def header_list(model: MaskedImageHeaders | RetryHeaders | DeadLetterHeaders) -> Headers:
     """A contract's fields as Kafka headers: alias names, UTF-8 string values, None left out."""
     values = model.model_dump(by_alias=True, mode="json", exclude_none=True)
     return [(name, str(value).encode()) for name, value in values.items()]
@@ -42,20 +59,64 @@ def success_records(settings: Settings, result: AnonymizedImage, event: FaceMeta
     ]
 
 
-def dead_letter_record(
-    settings: Settings, record: Record, failure: RecordFailure, request_id: str | None
-) -> OutgoingRecord:
-    """A dead-letter record for `record`: its value unchanged, the reason in headers."""
-    headers = DeadLetterHeaders(
-        faceguard_error_class=failure.error_class,
-        faceguard_error_reason=str(failure)[:MAX_REASON_CHARS],
-        faceguard_retryable="true" if failure.retryable else "false",
-        faceguard_original_topic=record.topic,
-        faceguard_original_partition=record.partition,
-        faceguard_original_offset=record.offset,
-        faceguard_original_timestamp_ms=record.timestamp_ms,
-        faceguard_request_id=request_id,
-        faceguard_worker_id=settings.worker_id,
-        faceguard_failed_at=datetime.now(UTC),
+def _failure_fields(settings: Settings, failed: FailedRecord) -> dict[str, object]:
+    history, now = failed.history, now_utc()
+    return {
+        "faceguard_error_class": failed.failure.error_class,
+        "faceguard_error_reason": str(failed.failure)[:MAX_REASON_CHARS],
+        "faceguard_original_topic": history.original_topic,
+        "faceguard_original_partition": history.original_partition,
+        "faceguard_original_offset": history.original_offset,
+        "faceguard_original_timestamp_ms": history.original_timestamp_ms,
+        "faceguard_request_id": failed.request_id,
+        "faceguard_attempts": history.attempts + 1,
+        "faceguard_first_failed_at": history.first_failed_at or now,
+        "faceguard_redrive_count": history.redrive_count,
+        "faceguard_worker_id": settings.worker_id,
+    }
+
+
+def retry_record(settings: Settings, failed: FailedRecord, route: RetryRoute) -> OutgoingRecord:
+    """The request again, on retry tier `route.tier`, not to run before its delay has passed."""
+    headers = RetryHeaders.model_validate(
+        {**_failure_fields(settings, failed), "faceguard_not_before": now_utc() + timedelta(seconds=route.delay_s)}
     )
-    return OutgoingRecord(settings.topic_dlq, record.key, record.value, header_list(headers))
+    return OutgoingRecord(route.topic, failed.record.key, failed.record.value, header_list(headers))
+
+
+def dead_letter_record(settings: Settings, failed: FailedRecord) -> OutgoingRecord:
+    """A dead-letter record: the request (never image bytes), the reason and its origin in headers."""
+    record = failed.record
+    value, dropped = dead_letter_value(record.value, settings.dlq_keep_binary_values)
+    headers = DeadLetterHeaders.model_validate(
+        {
+            **_failure_fields(settings, failed),
+            "faceguard_retryable": "true" if failed.failure.retryable else "false",
+            "faceguard_original_key": None if record.key is None else record.key.decode(errors="backslashreplace"),
+            "faceguard_consumer_group": settings.group_id,
+            "faceguard_failed_at": now_utc(),
+            "faceguard_value_dropped": dropped,
+        }
+    )
+    return OutgoingRecord(settings.topic_dlq, record.key, value, header_list(headers))
+
+
+def dead_letter_value(value: bytes | None, keep_binary: bool) -> tuple[bytes | None, str | None]:
+    """The value a dead letter may carry, and a description of what was dropped (None: nothing)."""
+    if value is None or keep_binary:
+        return value, None
+    try:
+        json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        if _is_text(value):
+            return value, None  # malformed JSON text is the request as sent; keep it for the operator
+        return None, f"{len(value)} binary bytes, sha256 {hashlib.sha256(value).hexdigest()}"
+    return value, None
+
+
+def _is_text(value: bytes) -> bool:
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\r\n\t" for ch in text)

@@ -7,12 +7,18 @@ import signal
 import threading
 from types import FrameType
 
-from consumer.config import Settings
+from consumer.breaker import CircuitBreaker
+from consumer.config import Guarantee, Settings
+from consumer.delivery import AtLeastOnce, Delivery, ExactlyOnce, Outputs
 from consumer.detect import FaceDetector
 from consumer.errors import SetupError
 from consumer.fetch import Fetcher, FetchPolicy
-from consumer.kafka_io import OutputProducer, RequestConsumer, missing_topics
+from consumer.kafka_admin import missing_topics
+from consumer.kafka_io import OutputProducer, RequestConsumer, TransactionalProducer
+from consumer.offsets import OffsetTracker
 from consumer.pipeline import Anonymizer
+from consumer.pool import ProcessingPool
+from consumer.process import RecordProcessor
 from consumer.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -33,7 +39,7 @@ def stop_on_signals() -> threading.Event:
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        log.info("received %s: finishing the current record, then stopping", signal.Signals(signum).name)
+        log.info("received %s: finishing in-flight records, then stopping", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -41,23 +47,40 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def record_processor(settings: Settings) -> RecordProcessor:
+    """A processor with its own detector and fetcher, for one processing thread."""
+    detector = FaceDetector(settings.model, settings.models_dir, settings.min_confidence)
+    return RecordProcessor(settings, Anonymizer(detector, settings), Fetcher(fetch_policy(settings)))
+
+
 def run_worker(settings: Settings, stop: threading.Event) -> None:
     """Run a worker until `stop` is set.
 
     Raises SetupError (models, topics or brokers not usable) before consuming anything;
-    PublishError or a bug after committing the work that was finished.
+    PublishError or ProcessingBug after committing the work that was finished.
     """
-    with FaceDetector(settings.model, settings.models_dir, settings.min_confidence) as detector:
-        topics = [settings.topic_requests, settings.topic_masked, settings.topic_metadata, settings.topic_dlq]
+    pool = ProcessingPool(lambda: record_processor(settings), settings.processing_threads)
+    pool.start()
+    try:
+        topics = [*settings.input_topics, *settings.output_topics]
         if missing := missing_topics(settings, topics):
             raise SetupError(f"topics {', '.join(missing)} do not exist: run `faceguard topics create`")
-        fetcher = Fetcher(fetch_policy(settings))
-        producer = OutputProducer(settings)
-        consumer = RequestConsumer(settings, [settings.topic_requests])
+        tracker: OffsetTracker[Outputs] = OffsetTracker()
+        breaker = CircuitBreaker(settings.breaker_window, settings.breaker_failure_ratio, settings.breaker_cooldown_s)
+        worker = Worker(settings, pool, tracker, breaker)
+        consumer = RequestConsumer(settings, worker.on_assign, worker.on_revoke, worker.on_lost)
+        delivery: Delivery | None = None
         try:
-            Worker(settings, Anonymizer(detector, settings), fetcher, consumer, producer).run(stop)
+            if settings.guarantee is Guarantee.EXACTLY_ONCE:
+                delivery = ExactlyOnce(settings, tracker, consumer, TransactionalProducer(settings))
+            else:
+                delivery = AtLeastOnce(settings, tracker, consumer, OutputProducer(settings))
+            worker.attach(consumer, delivery)
+            worker.run(stop)
         finally:
-            producer.close(settings.delivery_timeout_s)
-            consumer.close()
-            fetcher.close()
+            consumer.close()  # runs on_revoke: commits what finished
+            if delivery is not None:
+                delivery.close()
             log.info("worker %s stopped", settings.worker_id)
+    finally:
+        pool.close(timeout_s=settings.drain_timeout_s if stop.is_set() else 1.0)

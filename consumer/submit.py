@@ -9,7 +9,8 @@ from pydantic import JsonValue
 
 from consumer.config import Settings
 from consumer.inputs import expand_images
-from consumer.kafka_io import OutgoingRecord, publish
+from consumer.kafka_admin import publish
+from consumer.records import OutgoingRecord
 from schemas import ImageRequest, MaskOptions
 
 

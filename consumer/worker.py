@@ -1,145 +1,223 @@
-"""The worker loop: consume a batch of requests, process each, publish, then commit.
+"""The consumer thread: poll, schedule, dispatch to the processing pool, commit.
 
-For every request record the worker publishes either a masked image and a
-metadata event, or one dead-letter record. Offsets are committed only for the
-records whose outputs the broker acknowledged, so a restart never skips an
-unprocessed request and never reprocesses a committed one. A stop request
-(SIGTERM, Ctrl-C) is honoured between records: the current record finishes, the
-rest of the batch is left for the next run, and what is done is committed.
+One thread owns the consumer, the offset tracker and the delivery strategy;
+processing threads only turn records into outcomes. Each loop turn it
+
+1. takes completed outcomes from the pool and hands them to the delivery
+   strategy (which publishes and commits over contiguous runs of offsets);
+2. releases retry records that have become due, and dispatches ready records
+   to the pool while the circuit breaker allows;
+3. pauses every assigned partition while `max_in_flight` records are
+   uncommitted or the breaker is open, and each retry partition whose head is
+   not yet due; resumes them otherwise;
+4. polls the consumer: it keeps polling while paused, so a slow image never
+   makes the group evict this worker (`max.poll.interval.ms` does not bound
+   processing time).
+
+On revocation, in-flight work of the revoked partitions finishes (up to
+`drain_timeout_s`) and is committed before the partitions are released. On a
+stop request (SIGTERM), no new record is dispatched; in-flight work finishes
+within `drain_timeout_s`, is committed, and the worker leaves the group.
+A bug in processing commits what finished, then stops the worker loudly.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections import Counter, deque
 
-from pydantic import ValidationError
-
+from consumer.breaker import BreakerState, CircuitBreaker
 from consumer.config import Settings
-from consumer.errors import InvalidRequest, PublishError, RecordFailure
-from consumer.fetch import Fetcher
-from consumer.kafka_io import OutgoingRecord, OutputProducer, Record, RequestConsumer
-from consumer.outputs import dead_letter_record, success_records
-from consumer.pipeline import Anonymizer, Stopwatch, metadata_event
-from schemas import ImageRequest, SourceRecord
+from consumer.delivery import Delivery, Outputs
+from consumer.errors import FaceguardError
+from consumer.kafka_io import RequestConsumer
+from consumer.offsets import OffsetTracker, PartitionKey
+from consumer.pool import Completion, Crash, ProcessingPool
+from consumer.records import Record
+from consumer.retry import not_before
+from consumer.schedule import DelayedRecords
 
 log = logging.getLogger(__name__)
 
+BUSY_POLL_S = 0.01  # poll timeout while records are in flight: completions are handled this promptly
 
-@dataclass
-class BatchDelivery:
-    """Delivery reports for one batch: which records had an output rejected, and why."""
 
-    failures: dict[int, str] = field(default_factory=dict)
-
-    def reporter(self, index: int) -> Callable[[str | None], None]:
-        def on_delivery(error: str | None) -> None:
-            if error is not None:
-                self.failures.setdefault(index, error)
-
-        return on_delivery
+class ProcessingBug(FaceguardError):
+    """A processing thread raised something that is not a RecordFailure."""
 
 
 class Worker:
-    """Processes request records into outputs; one per process, on the thread that polls."""
+    """Runs the consumer thread. Build with its collaborators, then `run(stop)`."""
 
     def __init__(
         self,
         settings: Settings,
-        anonymizer: Anonymizer,
-        fetcher: Fetcher,
-        consumer: RequestConsumer,
-        producer: OutputProducer,
+        pool: ProcessingPool,
+        tracker: OffsetTracker[Outputs],
+        breaker: CircuitBreaker,
     ) -> None:
         self._settings = settings
-        self._anonymizer = anonymizer
-        self._fetcher = fetcher
-        self._consumer = consumer
-        self._producer = producer
+        self._pool = pool
+        self._tracker = tracker
+        self._breaker = breaker
+        self._delayed: DelayedRecords[Record] = DelayedRecords(time.time)
+        self._ready: deque[Record] = deque()
+        self._in_pool: Counter[PartitionKey] = Counter()
+        self._assigned: set[PartitionKey] = set()
+        self._paused: set[PartitionKey] = set()
+        self._crash: Crash | None = None
+        self._stopping = False
+        self._backpressure = False
+        self.delivery: Delivery | None = None
+        self.consumer: RequestConsumer | None = None
+
+    def attach(self, consumer: RequestConsumer, delivery: Delivery) -> None:
+        """Connect the consumer (built with this worker's rebalance callbacks) and the delivery strategy."""
+        self.consumer = consumer
+        self.delivery = delivery
+
+    @property
+    def breaker_state(self) -> BreakerState:
+        return self._breaker.state
+
+    # Rebalance callbacks: they run inside consume(), on this thread.
+
+    def on_assign(self, partitions: list[PartitionKey]) -> None:
+        log.info("assigned %s", _names(partitions))
+        self._assigned.update(partitions)
+
+    def on_revoke(self, partitions: list[PartitionKey]) -> None:
+        """Finish (or give up on) in-flight work of `partitions`, commit it, then forget them."""
+        revoked = set(partitions)
+        self._ready = deque(r for r in self._ready if r.partition_key not in revoked)
+        self._delayed.drop(revoked)
+        deadline = time.monotonic() + (0.0 if self._crash else self._settings.drain_timeout_s)
+        while sum(self._in_pool[p] for p in revoked) and time.monotonic() < deadline:
+            self._absorb(self._pool.completions(0.05))
+        if self._crash is None and self.delivery is not None:
+            self.delivery.drain()
+        dropped = self._tracker.drop(revoked)
+        self._forget(revoked)
+        log.info("revoked %s (%d uncommitted records left to the next owner)", _names(partitions), dropped)
+
+    def on_lost(self, partitions: list[PartitionKey]) -> None:
+        """The group moved on without us: forget the partitions without committing."""
+        lost = set(partitions)
+        self._ready = deque(r for r in self._ready if r.partition_key not in lost)
+        self._delayed.drop(lost)
+        dropped = self._tracker.drop(lost)
+        self._forget(lost)
+        log.warning("lost %s (%d uncommitted records will be processed again)", _names(partitions), dropped)
+
+    def _forget(self, partitions: set[PartitionKey]) -> None:
+        self._assigned -= partitions
+        self._paused -= partitions
+        for partition in partitions:
+            self._in_pool.pop(partition, None)
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until `stop` is set. Raises PublishError, or any bug, after committing finished work."""
+        """Consume until `stop` is set and in-flight work is committed.
+
+        Raises PublishError when the broker refuses outputs or offsets, ProcessingBug after
+        committing finished work when processing hit a bug.
+        """
+        assert self.consumer is not None, "attach() first"
+        assert self.delivery is not None, "attach() first"
         log.info(
-            "worker %s consuming %s as group %s",
+            "worker %s consuming %s as group %s with %d processing threads (%s)",
             self._settings.worker_id,
-            self._settings.topic_requests,
+            ", ".join(self._settings.input_topics),
             self._settings.group_id,
+            self._settings.processing_threads,
+            self._settings.guarantee.value,
         )
-        while not stop.is_set():
-            batch = self._consumer.poll_batch(self._settings.batch_size, self._settings.poll_timeout_s)
-            if batch:
-                self.process_batch(batch, stop)
-
-    def process_batch(self, batch: list[Record], stop: threading.Event) -> None:
-        """Process records in order until done or stopped; commit the acknowledged prefix."""
-        delivery = BatchDelivery()
-        finished: list[Record] = []
-        try:
-            for index, record in enumerate(batch):
-                if stop.is_set():
-                    log.info("stop requested: leaving %d records of the batch for later", len(batch) - index)
-                    break
-                for output in self.outputs_for(record):
-                    self._producer.send(output, delivery.reporter(index))
-                finished.append(record)
-        finally:
-            undelivered = self._producer.flush(self._settings.delivery_timeout_s)
-            if undelivered:  # which ones is unknown: commit none of the batch
-                delivery.failures[0] = (
-                    f"{undelivered} outputs unacknowledged after {self._settings.delivery_timeout_s}s"
+        drain_deadline = float("inf")
+        while True:
+            if stop.is_set() and not self._stopping:
+                self._stopping = True
+                drain_deadline = time.monotonic() + self._settings.drain_timeout_s
+                log.info("stopping: finishing %d in-flight records, taking no new ones", self.in_flight)
+            self._absorb(self._pool.completions(0))
+            if self._crash is not None:
+                self.delivery.commit(force=True)
+                raise ProcessingBug(
+                    f"bug while processing {self._crash.record.topic}[{self._crash.record.partition}]"
+                    f"@{self._crash.record.offset}: {self._crash.error!r}"
                 )
-            first_failed = min(delivery.failures, default=len(finished))
-            self._consumer.commit(finished[:first_failed])
-        if delivery.failures:
-            raise PublishError(f"outputs were not acknowledged: {delivery.failures[first_failed]}")
+            if self._stopping:
+                if self.in_flight == 0 or time.monotonic() > drain_deadline:
+                    self.delivery.drain()
+                    return
+            else:
+                self._ready.extend(self._delayed.release_due())
+                self._dispatch()
+            self.delivery.commit()
+            self._apply_pauses()
+            for record in self.consumer.consume(self._room(), self._poll_timeout()):
+                self._accept(record)
 
-    def outputs_for(self, record: Record) -> list[OutgoingRecord]:
-        """The records to publish for one request record; failures become a dead letter."""
-        request_id = None
-        try:
-            request = parse_request(record)
-            request_id = request.request_id
-            clock = Stopwatch()
-            data = self._fetcher.fetch(request.image_ref)
-            result = self._anonymizer.anonymize(data, request.mask, fetch_ms=clock.lap())
-        except RecordFailure as failure:
-            log.warning(
-                "dead-lettered request=%s topic=%s partition=%d offset=%d class=%s reason=%s",
-                request_id,
-                record.topic,
-                record.partition,
-                record.offset,
-                failure.error_class.value,
-                failure,
-            )
-            return [dead_letter_record(self._settings, record, failure, request_id)]
-        source = SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
-        event = metadata_event(request, result, self._anonymizer.detector.info, self._settings.worker_id, source)
-        log.info(
-            "masked request=%s topic=%s partition=%d offset=%d faces=%d ms=%.1f",
-            request.request_id,
-            record.topic,
-            record.partition,
-            record.offset,
-            event.total_count,
-            event.processing_time_ms,
-        )
-        return success_records(self._settings, result, event)
+    @property
+    def in_flight(self) -> int:
+        """Records handed to the processing threads and not yet completed."""
+        return sum(self._in_pool.values())
+
+    def _accept(self, record: Record) -> None:
+        if record.partition_key not in self._assigned:
+            return  # a straggler from a partition revoked meanwhile
+        self._tracker.consumed(record.partition_key, record.offset)
+        if record.topic == self._settings.topic_requests or self._delayed.admit(
+            record.partition_key, not_before(record), record
+        ):
+            self._ready.append(record)
+
+    def _dispatch(self) -> None:
+        # Keep the pool fed, not flooded: records not yet dispatched can still be dropped on revocation.
+        limit = 2 * self._settings.processing_threads
+        while self._ready and self.in_flight < limit and self._breaker.may_dispatch():
+            record = self._ready.popleft()
+            self._in_pool[record.partition_key] += 1
+            self._pool.submit(record)
+
+    def _absorb(self, completions: list[Completion]) -> None:
+        assert self.delivery is not None
+        for completion in completions:
+            key = completion.record.partition_key
+            if self._in_pool[key] > 0:
+                self._in_pool[key] -= 1
+            if isinstance(completion, Crash):
+                self._crash = self._crash or completion
+                continue
+            self._breaker.record(completion.failed)
+            self.delivery.complete(completion)
+
+    def _apply_pauses(self) -> None:
+        assert self.consumer is not None
+        pending = self._tracker.pending()
+        if pending >= self._settings.max_in_flight:
+            self._backpressure = True
+        elif pending <= self._settings.max_in_flight // 2:  # hysteresis: each pause drops prefetched records
+            self._backpressure = False
+        hold_all = self._backpressure or self._stopping or self._breaker.state is BreakerState.OPEN
+        wanted = set(self._assigned) if hold_all else self._delayed.waiting_partitions() & self._assigned
+        if to_pause := wanted - self._paused:
+            self.consumer.pause(to_pause)
+        if to_resume := self._paused - wanted:
+            self.consumer.resume(to_resume)
+        self._paused = wanted
+
+    def _room(self) -> int:
+        return max(1, self._settings.max_in_flight - self._tracker.pending())
+
+    def _poll_timeout(self) -> float:
+        if self.in_flight or self._ready:
+            return BUSY_POLL_S
+        timeout = self._settings.poll_timeout_s
+        if (due_in := self._delayed.next_due_in()) is not None:
+            timeout = min(timeout, max(due_in, BUSY_POLL_S))
+        return timeout
 
 
-def parse_request(record: Record) -> ImageRequest:
-    """The request in `record`'s value. Raises InvalidRequest with a readable reason."""
-    if not record.value:
-        raise InvalidRequest("the record has no value; expected an ImageRequest JSON object")
-    try:
-        payload = json.loads(record.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"the value is not JSON: {exc}") from exc
-    try:
-        return ImageRequest.model_validate(payload)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
-        raise InvalidRequest(f"the request breaks the ImageRequest contract: {problems}") from exc
+def _names(partitions: list[PartitionKey]) -> str:
+    return ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions)) or "nothing"

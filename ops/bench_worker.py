@@ -30,7 +30,7 @@ from consumer.config import Settings  # noqa: E402
 from consumer.detect import FaceDetector  # noqa: E402
 from consumer.fetch import read_file  # noqa: E402
 from consumer.inputs import expand_images  # noqa: E402
-from consumer.kafka_io import OutputReader, create_topics  # noqa: E402
+from consumer.kafka_admin import OutputReader, create_topics  # noqa: E402
 from consumer.pipeline import Anonymizer  # noqa: E402
 from consumer.submit import build_requests, submit  # noqa: E402
 

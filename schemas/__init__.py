@@ -13,6 +13,7 @@ from schemas.events import (
     MaskMethod,
     MaskOptions,
     ModelInfo,
+    RetryHeaders,
     SourceRecord,
     StageTimings,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "MaskOptions",
     "MaskedImageHeaders",
     "ModelInfo",
+    "RetryHeaders",
     "SourceRecord",
     "StageTimings",
 ]

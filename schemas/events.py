@@ -5,7 +5,8 @@
 | faceguard.requests        | request id | `ImageRequest` as JSON         | (any; ignored)          |
 | faceguard.masked-images   | request id | the masked image's bytes       | `MaskedImageHeaders`    |
 | faceguard.metadata        | request id | `FaceMetadataEvent` as JSON    | content-type            |
-| faceguard.dlq             | as consumed| the consumed value, unchanged  | `DeadLetterHeaders`     |
+| faceguard.requests.retry-N| as consumed| the request, unchanged         | `RetryHeaders`          |
+| faceguard.dlq             | as consumed| the request (never image bytes)| `DeadLetterHeaders`     |
 
 The JSON Schema files beside this module are generated from these models by
 `python -m schemas.export`; a test fails when they drift.
@@ -183,28 +184,58 @@ class ErrorClass(StrEnum):
     SOURCE_UNAVAILABLE = "source_unavailable"
 
 
-class DeadLetterHeaders(Contract):
-    """Headers of a dead-letter record; its value is the consumed record's value, unchanged."""
+class FailureHeaders(Contract):
+    """Headers shared by retry and dead-letter records: where the request came from and why it failed."""
 
     faceguard_error_class: ErrorClass = Field(alias="faceguard-error-class")
     faceguard_error_reason: str = Field(alias="faceguard-error-reason", description="Readable reason, no image data.")
-    faceguard_retryable: Literal["true", "false"] = Field(
-        alias="faceguard-retryable", description="true when the failure may pass on a later attempt (redrive)."
+    faceguard_original_topic: str = Field(
+        alias="faceguard-original-topic", description="Where the request was first published."
     )
-    faceguard_original_topic: str = Field(alias="faceguard-original-topic")
     faceguard_original_partition: int = Field(alias="faceguard-original-partition")
     faceguard_original_offset: int = Field(alias="faceguard-original-offset")
     faceguard_original_timestamp_ms: int = Field(alias="faceguard-original-timestamp-ms")
     faceguard_request_id: str | None = Field(None, alias="faceguard-request-id")
+    faceguard_attempts: int = Field(alias="faceguard-attempts", ge=1, description="Failed attempts so far.")
+    faceguard_first_failed_at: datetime = Field(alias="faceguard-first-failed-at")
+    faceguard_redrive_count: int = Field(
+        0, alias="faceguard-redrive-count", ge=0, description="How often the request was redriven from the DLQ."
+    )
     faceguard_worker_id: str = Field(alias="faceguard-worker-id")
-    faceguard_failed_at: datetime = Field(alias="faceguard-failed-at")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class RetryHeaders(FailureHeaders):
+    """Headers of a retry-topic record; its value is the request, unchanged."""
+
+    faceguard_not_before: datetime = Field(
+        alias="faceguard-not-before", description="The record must not be processed before this time."
+    )
+
+
+class DeadLetterHeaders(FailureHeaders):
+    """Headers of a dead-letter record. Its value is the request, never fetched image bytes."""
+
+    faceguard_retryable: Literal["true", "false"] = Field(
+        alias="faceguard-retryable", description="true when the failure may pass on a later attempt (redrive)."
+    )
+    faceguard_original_key: str | None = Field(
+        None, alias="faceguard-original-key", description="The request record's key (also the DLQ record's key)."
+    )
+    faceguard_consumer_group: str = Field(alias="faceguard-consumer-group")
+    faceguard_failed_at: datetime = Field(alias="faceguard-failed-at")
+    faceguard_value_dropped: str | None = Field(
+        None,
+        alias="faceguard-value-dropped",
+        description="Set when the consumed value was binary (possibly an image) and was left out of the DLQ.",
+    )
 
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "image_request": ImageRequest,
     "face_metadata_event": FaceMetadataEvent,
     "masked_image_headers": MaskedImageHeaders,
+    "retry_headers": RetryHeaders,
     "dead_letter_headers": DeadLetterHeaders,
 }

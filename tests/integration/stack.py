@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumer.config import Settings
-from consumer.kafka_io import OutgoingRecord, OutputReader, Record, create_topics, publish
+from consumer.kafka_admin import OutputReader, create_topics, publish
+from consumer.records import OutgoingRecord, Record
 from tests.support import BIN
 
 

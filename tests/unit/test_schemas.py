@@ -21,7 +21,13 @@ def test_drift_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_contract_is_exported() -> None:
-    assert set(CONTRACTS) == {"image_request", "face_metadata_event", "masked_image_headers", "dead_letter_headers"}
+    assert set(CONTRACTS) == {
+        "image_request",
+        "face_metadata_event",
+        "masked_image_headers",
+        "retry_headers",
+        "dead_letter_headers",
+    }
 
 
 def test_request_round_trips_with_options_and_attributes() -> None:

@@ -1,0 +1,138 @@
+"""Processing guarantees: how finished records become published outputs and committed offsets.
+
+Both strategies publish a record's outputs and commit its offset only over a
+contiguous run of finished records per partition (`OffsetTracker`), so a crash
+at any moment loses nothing:
+
+- `ExactlyOnce`: outputs wait in memory until their record's offset is
+  committable; then the outputs of the run and the offsets go out in one
+  transaction. A crash aborts the open transaction: readers on read_committed
+  see each request's outputs once.
+- `AtLeastOnce`: outputs are produced as soon as a record finishes, and the
+  offset is committed after the broker acknowledged them all. A crash may
+  publish a record's outputs twice, under the same request id.
+
+`commit` is called often by the consumer thread; it commits when `batch_size`
+records are ready or `commit_interval_s` has passed, or at once when forced
+(revocation, shutdown).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from consumer.config import Settings
+from consumer.errors import PublishError
+from consumer.kafka_io import OutputProducer, RequestConsumer, TransactionalProducer
+from consumer.offsets import Committable, OffsetTracker
+from consumer.process import Outcome
+from consumer.records import OutgoingRecord
+
+Outputs = Sequence[OutgoingRecord]
+
+
+class Delivery:
+    """Shared commit pacing; subclasses decide what a commit publishes."""
+
+    def __init__(self, settings: Settings, tracker: OffsetTracker[Outputs], consumer: RequestConsumer) -> None:
+        self._settings = settings
+        self._tracker = tracker
+        self._consumer = consumer
+        self._last_commit = time.monotonic()
+        self.commits = 0
+
+    def complete(self, outcome: Outcome) -> None:
+        """A record finished processing. Raises PublishError when an earlier output was rejected."""
+        raise NotImplementedError
+
+    def commit(self, force: bool = False) -> None:
+        """Commit what is committable, if due (or `force`). Raises PublishError when the broker refuses."""
+        due = time.monotonic() - self._last_commit >= self._settings.commit_interval_s
+        if not (force or due or self._tracker.committable_count >= self._settings.batch_size):
+            return
+        self._last_commit = time.monotonic()
+        runs = self._tracker.take_committable()
+        if runs:
+            self._commit_runs(runs)
+            self.commits += 1
+
+    def drain(self) -> None:
+        """Wait for outstanding acknowledgements, then commit everything committable."""
+        self.commit(force=True)
+
+    def _commit_runs(self, runs: list[Committable[Outputs]]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class ExactlyOnce(Delivery):
+    def __init__(
+        self,
+        settings: Settings,
+        tracker: OffsetTracker[Outputs],
+        consumer: RequestConsumer,
+        producer: TransactionalProducer,
+    ) -> None:
+        super().__init__(settings, tracker, consumer)
+        self._producer = producer
+
+    def complete(self, outcome: Outcome) -> None:
+        self._tracker.finish(outcome.record.partition_key, outcome.record.offset, outcome.outputs)
+
+    def _commit_runs(self, runs: list[Committable[Outputs]]) -> None:
+        outputs = [record for run in runs for payload in run.payloads for record in payload]
+        offsets = {run.partition: run.next_offset for run in runs}
+        self._producer.commit(outputs, offsets, self._consumer.group_metadata)
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+class AtLeastOnce(Delivery):
+    def __init__(
+        self, settings: Settings, tracker: OffsetTracker[Outputs], consumer: RequestConsumer, producer: OutputProducer
+    ) -> None:
+        super().__init__(settings, tracker, consumer)
+        self._producer = producer
+        self._rejected: str | None = None
+
+    def complete(self, outcome: Outcome) -> None:
+        record = outcome.record
+        if not self._tracker.tracks(record.partition_key, record.offset):
+            return  # its partition was revoked: the new owner processes it again
+        if not outcome.outputs:
+            self._tracker.finish(record.partition_key, record.offset)
+            return
+        unacknowledged = [len(outcome.outputs)]
+
+        def acknowledged(error: str | None) -> None:
+            if error is not None:
+                self._rejected = self._rejected or error
+                return
+            unacknowledged[0] -= 1
+            if unacknowledged[0] == 0:
+                self._tracker.finish(record.partition_key, record.offset)
+
+        for output in outcome.outputs:
+            self._producer.send(output, acknowledged)
+
+    def commit(self, force: bool = False) -> None:
+        self._producer.poll()
+        if self._rejected is not None:
+            raise PublishError(f"an output was not acknowledged: {self._rejected}")
+        super().commit(force)
+
+    def drain(self) -> None:
+        undelivered = self._producer.flush(self._settings.delivery_timeout_s)
+        if undelivered:
+            raise PublishError(f"{undelivered} outputs unacknowledged after {self._settings.delivery_timeout_s}s")
+        self.commit(force=True)
+
+    def _commit_runs(self, runs: list[Committable[Outputs]]) -> None:
+        self._consumer.commit({run.partition: run.next_offset for run in runs})
+
+    def close(self) -> None:
+        self._producer.close(self._settings.delivery_timeout_s)

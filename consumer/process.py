@@ -1,0 +1,122 @@
+"""One record in, its outcome out: the per-record work of a processing thread.
+
+`RecordProcessor` parses the request, fetches, anonymizes, and turns the result,
+or the failure, into the records to publish. It owns one detector (through its
+`Anonymizer`) and one fetcher, so it belongs to exactly one thread. Failures of
+the record (`RecordFailure`) become retry or dead-letter outputs; anything else
+raised here is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from consumer.config import Settings
+from consumer.errors import InvalidRequest, RecordFailure
+from consumer.fetch import Fetcher
+from consumer.outputs import FailedRecord, dead_letter_record, retry_record, success_records
+from consumer.pipeline import Anonymizer, Stopwatch, metadata_event
+from consumer.records import OutgoingRecord, Record
+from consumer.retry import history_of, route_failure
+from schemas import ErrorClass, ImageRequest, SourceRecord
+
+log = logging.getLogger(__name__)
+
+
+class OutcomeKind(StrEnum):
+    MASKED = "masked"
+    NO_FACES = "no_faces"
+    RETRIED = "retried"
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one consumed record, and what to publish for it."""
+
+    record: Record
+    kind: OutcomeKind
+    outputs: list[OutgoingRecord]
+    error_class: ErrorClass | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.kind in (OutcomeKind.RETRIED, OutcomeKind.DEAD_LETTERED)
+
+
+class RecordProcessor:
+    """Processes records one at a time on one thread."""
+
+    def __init__(self, settings: Settings, anonymizer: Anonymizer, fetcher: Fetcher) -> None:
+        self._settings = settings
+        self._anonymizer = anonymizer
+        self._fetcher = fetcher
+
+    def process(self, record: Record) -> Outcome:
+        """The outcome of one record. Raises only on a bug."""
+        request = None
+        try:
+            request = parse_request(record)
+            clock = Stopwatch()
+            data = self._fetcher.fetch(request.image_ref)
+            result = self._anonymizer.anonymize(data, request.mask, fetch_ms=clock.lap())
+        except RecordFailure as failure:
+            return self._failed(record, failure, None if request is None else request.request_id)
+        source = SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
+        event = metadata_event(request, result, self._anonymizer.detector.info, self._settings.worker_id, source)
+        log.info(
+            "masked request=%s topic=%s partition=%d offset=%d faces=%d ms=%.1f",
+            request.request_id,
+            record.topic,
+            record.partition,
+            record.offset,
+            event.total_count,
+            event.processing_time_ms,
+        )
+        kind = OutcomeKind.MASKED if event.total_count else OutcomeKind.NO_FACES
+        return Outcome(record, kind, success_records(self._settings, result, event))
+
+    def _failed(self, record: Record, failure: RecordFailure, request_id: str | None) -> Outcome:
+        failed = FailedRecord(record, failure, history_of(record, self._settings.retry_topics), request_id)
+        route = route_failure(failure, failed.history, self._settings.retry_topics, self._settings.retry_delays_s)
+        action = "dead-lettered" if route is None else f"retry tier {route.tier} in {route.delay_s:g}s"
+        log.warning(
+            "%s request=%s topic=%s partition=%d offset=%d attempt=%d class=%s reason=%s",
+            action,
+            request_id,
+            record.topic,
+            record.partition,
+            record.offset,
+            failed.history.attempts + 1,
+            failure.error_class.value,
+            failure,
+        )
+        if route is None:
+            output, kind = dead_letter_record(self._settings, failed), OutcomeKind.DEAD_LETTERED
+        else:
+            output, kind = retry_record(self._settings, failed, route), OutcomeKind.RETRIED
+        return Outcome(record, kind, [output], failure.error_class)
+
+    def close(self) -> None:
+        self._fetcher.close()
+        self._anonymizer.detector.close()
+
+
+def parse_request(record: Record) -> ImageRequest:
+    """The request in `record`'s value. Raises InvalidRequest with a readable reason."""
+    if not record.value:
+        raise InvalidRequest("the record has no value; expected an ImageRequest JSON object")
+    try:
+        payload = json.loads(record.value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"the value is not JSON: {exc}") from exc
+    try:
+        return ImageRequest.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        raise InvalidRequest(f"the request breaks the ImageRequest contract: {problems}") from exc

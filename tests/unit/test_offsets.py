@@ -1,0 +1,63 @@
+"""Committed positions only advance over contiguous runs of finished records."""
+
+from __future__ import annotations
+
+import pytest
+
+from consumer.offsets import OffsetTracker
+
+P = ("requests", 0)
+Q = ("requests", 1)
+
+
+def test_out_of_order_finishes_wait_for_the_earliest() -> None:
+    tracker: OffsetTracker[str] = OffsetTracker()
+    for offset in (5, 6, 7):
+        tracker.consumed(P, offset)
+    tracker.finish(P, 7, "seven")
+    tracker.finish(P, 6, "six")
+    assert tracker.take_committable() == []
+    tracker.finish(P, 5, "five")
+    (run,) = tracker.take_committable()
+    assert run.partition == P
+    assert run.next_offset == 8
+    assert run.payloads == ["five", "six", "seven"]
+    assert tracker.pending() == 0
+
+
+def test_partitions_advance_independently_and_gaps_in_offsets_are_fine() -> None:
+    tracker: OffsetTracker[str] = OffsetTracker()
+    tracker.consumed(P, 10)
+    tracker.consumed(P, 12)  # 11 was a transaction marker
+    tracker.consumed(Q, 3)
+    tracker.finish(P, 12, "b")
+    tracker.finish(Q, 3, "q")
+    assert [(r.partition, r.next_offset) for r in tracker.take_committable()] == [(Q, 4)]
+    tracker.finish(P, 10, "a")
+    assert [(r.next_offset, r.payloads) for r in tracker.take_committable()] == [(13, ["a", "b"])]
+
+
+def test_counts_and_dropping_a_revoked_partition() -> None:
+    tracker: OffsetTracker[str] = OffsetTracker()
+    for offset in range(4):
+        tracker.consumed(P, offset)
+    tracker.consumed(Q, 0)
+    tracker.finish(P, 1, "x")
+    assert tracker.pending() == 5
+    assert tracker.unfinished([P]) == 3
+    assert tracker.committable_count == 1
+    assert tracker.drop([P]) == 4
+    assert tracker.pending() == 1
+    assert tracker.committable_count == 0
+    assert not tracker.finish(P, 0, "late")  # a straggler of the revoked partition is ignored
+    assert tracker.take_committable() == []
+
+
+def test_offsets_must_increase_and_a_record_finishes_once() -> None:
+    tracker: OffsetTracker[str] = OffsetTracker()
+    tracker.consumed(P, 4)
+    with pytest.raises(ValueError, match="not after"):
+        tracker.consumed(P, 4)
+    assert tracker.finish(P, 4, "a")
+    assert not tracker.finish(P, 4, "b")
+    assert tracker.take_committable()[0].payloads == ["a"]
