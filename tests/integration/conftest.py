@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.image_server import ImageServer
 from tests.integration.stack import Stack
 from tests.support import SAMPLES, SHARED_DATA
 
@@ -16,11 +17,18 @@ def make_stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[MakeStack]:
     """Build isolated stacks (own topics and group); their workers are killed at the end."""
     stacks: list[Stack] = []
 
-    def make(partitions: int = 3) -> Stack:
-        stack = Stack(kafka_bootstrap, tmp_path, partitions, [SHARED_DATA, SAMPLES, tmp_path])
+    def make(partitions: int = 3, **env: str) -> Stack:
+        stack = Stack(kafka_bootstrap, tmp_path, partitions, [SHARED_DATA, SAMPLES, tmp_path], env)
         stacks.append(stack)
         return stack
 
     yield make
     for stack in stacks:
         stack.close()
+
+
+@pytest.fixture
+def image_server() -> Iterator[ImageServer]:
+    server = ImageServer()
+    yield server
+    server.close()

@@ -33,7 +33,9 @@ class Outputs:
 
 
 class Stack:
-    def __init__(self, bootstrap: str, workdir: Path, partitions: int, allowed_roots: list[Path]) -> None:
+    def __init__(
+        self, bootstrap: str, workdir: Path, partitions: int, allowed_roots: list[Path], env: dict[str, str]
+    ) -> None:
         prefix = f"t{uuid.uuid4().hex[:10]}"
         self.workdir = workdir
         self.env = {
@@ -45,15 +47,9 @@ class Stack:
             "FACEGUARD_TOPIC_METADATA": f"{prefix}.metadata",
             "FACEGUARD_TOPIC_DLQ": f"{prefix}.dlq",
             "FACEGUARD_ALLOWED_ROOTS": os.pathsep.join(str(r) for r in allowed_roots),
+            **env,
         }
-        self.settings = Settings(
-            kafka_bootstrap_servers=bootstrap,
-            group_id=self.env["FACEGUARD_GROUP_ID"],
-            topic_requests=self.env["FACEGUARD_TOPIC_REQUESTS"],
-            topic_masked=self.env["FACEGUARD_TOPIC_MASKED"],
-            topic_metadata=self.env["FACEGUARD_TOPIC_METADATA"],
-            topic_dlq=self.env["FACEGUARD_TOPIC_DLQ"],
-        )
+        self.settings = settings_from(self.env)
         create_topics(self.settings, partitions, 1)
         self._outputs = Outputs()
         self._reader: OutputReader | None = None
@@ -76,10 +72,15 @@ class Stack:
         ]
         assert publish(self.settings, records) == [None] * len(values)
 
-    def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, worker_id: str | None = None, **env: str) -> subprocess.Popen[bytes]:
+        """Start `faceguard worker`. A restart passes the same `worker_id`, as a restarted pod keeps its name:
+        its transactional id then fences (and aborts the open transaction of) the killed one at once."""
         log = (self.workdir / f"worker-{len(self.workers)}.log").open("wb")
         worker = subprocess.Popen(
-            [str(BIN / "faceguard"), "worker"], env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
+            [str(BIN / "faceguard"), "worker"],
+            env={**self.env, "FACEGUARD_WORKER_ID": worker_id or f"w{len(self.workers)}", **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.workers.append(worker)
         return worker
@@ -121,3 +122,15 @@ class Stack:
                 worker.wait()
         if self._reader is not None:
             self._reader.close()
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    """The settings a worker started with `env` reads."""
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

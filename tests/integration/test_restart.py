@@ -49,13 +49,13 @@ def interrupted_then_restarted(
     everything. Returns the request ids, the first worker's exit code, the offsets committed
     when it ended, and all outputs."""
     ids = stack.submit(*large_photos())
-    first = stack.start_worker(**SMALL_BATCHES)
+    first = stack.start_worker("w0", **SMALL_BATCHES)
     stack.outputs(3)
     first.send_signal(interrupt)
     exit_code = first.wait(timeout=120)
     committed = committed_offsets(stack)
     assert len(stack.settle(1.0).finished()) < len(ids), "the worker was meant to stop midway"
-    stack.start_worker(**SMALL_BATCHES)
+    stack.start_worker("w0", **SMALL_BATCHES)
     stack.outputs(set(ids), timeout_s=180)
     return ids, exit_code, committed, stack.settle(3.0)
 

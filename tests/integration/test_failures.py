@@ -1,0 +1,124 @@
+"""Failure classes and their actions on a real broker: retry tiers, the circuit breaker, slow sources."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from consumer.kafka_admin import read_snapshot
+from tests.image_server import ImageServer
+from tests.integration.conftest import MakeStack
+from tests.support import SAMPLES
+
+pytestmark = pytest.mark.kafka
+
+ASTRONAUT = (SAMPLES / "astronaut.png").read_bytes()
+SLACK_S = 0.3  # timestamps come from two clocks (headers, server); allow this much
+
+
+def headers_of(record: object) -> dict[str, str]:
+    return {name: value.decode() for name, value in record.headers}  # type: ignore[attr-defined]
+
+
+def test_retries_wait_their_tier_without_holding_back_the_main_topic(
+    make_stack: MakeStack, image_server: ImageServer
+) -> None:
+    stack = make_stack(partitions=1, FACEGUARD_RETRY_DELAYS_S="2,4")
+    flaky = image_server.script("/flaky.png", ASTRONAUT, fail_first=2)
+    down = image_server.script("/down.png", ASTRONAUT, fail_first=10**9)
+    flaky_id, down_id = stack.submit(flaky, down)
+    good_ids = stack.submit(SAMPLES / "chelsea.png", SAMPLES / "coffee.png", SAMPLES / "astronaut.png")
+    stack.start_worker()
+
+    stack.outputs(set(good_ids), timeout_s=60)
+    good_done = time.time()
+    outputs = stack.outputs({flaky_id, down_id}, timeout_s=60)
+
+    # The good requests behind the failing ones were not held back by the retries' delays.
+    hits = image_server.scripts["/flaky.png"].hits
+    assert len(hits) == 3
+    assert good_done < hits[-1]
+    # Attempt 2 ran no sooner than tier 1's delay after attempt 1, attempt 3 no sooner than tier 2's.
+    assert hits[1] - hits[0] >= 2 - SLACK_S
+    assert hits[2] - hits[1] >= 4 - SLACK_S
+    assert len(outputs.masked[flaky_id]) == 1
+    assert len(outputs.metadata[flaky_id]) == 1
+
+    # The source that always fails ends in the DLQ after the last tier, marked retryable.
+    [dead] = outputs.dead_letters
+    headers = headers_of(dead)
+    assert dead.key == down_id.encode()
+    assert headers["faceguard-error-class"] == "source_unavailable"
+    assert headers["faceguard-attempts"] == "3"
+    assert headers["faceguard-retryable"] == "true"
+    assert headers["faceguard-original-topic"] == stack.settings.topic_requests
+    assert len(image_server.scripts["/down.png"].hits) == 3
+
+    # Each tier's records carry the attempt count, the first failure and the time before which not to run.
+    for tier, topic in enumerate(stack.settings.retry_topics, start=1):
+        records = list(read_snapshot(stack.settings, topic))
+        assert sorted(r.key for r in records) == sorted([flaky_id.encode(), down_id.encode()])
+        for record in records:
+            h = headers_of(record)
+            assert h["faceguard-attempts"] == str(tier)
+            assert h["faceguard-error-reason"].startswith("HTTP 503")
+            assert "faceguard-first-failed-at" in h
+            assert "faceguard-not-before" in h
+
+
+def test_breaker_stops_a_burst_of_failures_and_recovers_once_the_cause_is_fixed(
+    make_stack: MakeStack, tmp_path: Path
+) -> None:
+    stack = make_stack(
+        partitions=1,
+        FACEGUARD_RETRY_DELAYS_S="",
+        FACEGUARD_PROCESSING_THREADS="1",
+        FACEGUARD_BREAKER_WINDOW="4",
+        FACEGUARD_BREAKER_COOLDOWN_S="3",
+    )
+    later = tmp_path / "later"
+    later.mkdir()
+    paths = [later / f"img-{i}.png" for i in range(16)]
+    ids = stack.submit(*[p.as_uri() for p in paths])  # none of the files exists yet
+    stack.start_worker()
+
+    stack.outputs(4, timeout_s=60)
+    outputs = stack.settle(2.0)
+    tripped = len(outputs.dead_letters)
+    assert tripped < len(ids) / 2, "the breaker should have stopped the drain into the DLQ"
+    assert "circuit breaker open" in stack.worker_log()
+
+    for path in paths:  # the cause is fixed: the files appear
+        path.write_bytes(ASTRONAUT)
+    outputs = stack.outputs(set(ids), timeout_s=60)
+    dead = {(r.key or b"").decode() for r in outputs.dead_letters}
+    masked = set(outputs.metadata)
+    assert dead | masked == set(ids)
+    assert len(dead) <= tripped + 1, "at most one more failed probe after the files appeared"
+    assert len(masked) >= len(ids) - len(dead)
+    assert "circuit breaker closed" in stack.worker_log()
+
+
+def test_a_fetch_slower_than_max_poll_interval_causes_no_rebalance(
+    make_stack: MakeStack, image_server: ImageServer
+) -> None:
+    stack = make_stack(
+        partitions=1,
+        FACEGUARD_MAX_POLL_INTERVAL_MS="6000",
+        FACEGUARD_SESSION_TIMEOUT_MS="6000",
+        FACEGUARD_FETCH_TIMEOUT_S="30",
+    )
+    slow = image_server.script("/slow.png", ASTRONAUT, delay_s=10)
+    [slow_id] = stack.submit(slow)
+    stack.start_worker()
+    outputs = stack.outputs({slow_id}, timeout_s=60)
+    assert len(outputs.metadata[slow_id]) == 1
+    assert not outputs.dead_letters
+    log = stack.worker_log()
+    assert log.count(" assigned ") == 1, log
+    assert "revoked" not in log
+    assert "lost" not in log
+    assert "maximum poll interval" not in log.lower()
+    assert len(image_server.scripts["/slow.png"].hits) == 1
