@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,14 +90,18 @@ class Stack:
         index = index % len(self.workers)
         return (self.workdir / f"worker-{index}.log").read_text(errors="replace")
 
-    def outputs(self, until_finished: set[str] | int, timeout_s: float = 90.0) -> Outputs:
-        """Read outputs until the given request ids (or this many) are finished, or time runs out."""
+    def outputs(
+        self, until_finished: set[str] | int | Callable[[Outputs], bool], timeout_s: float = 90.0
+    ) -> Outputs:
+        """Read outputs until the given request ids (or this many, or a condition) are finished, or time runs out."""
         if self._reader is None:
             topics = [self.settings.topic_masked, self.settings.topic_metadata, self.settings.topic_dlq]
             self._reader = OutputReader(self.settings, topics, f"reader-{uuid.uuid4().hex}")
         deadline = time.monotonic() + timeout_s
 
         def satisfied() -> bool:
+            if callable(until_finished):
+                return until_finished(self._outputs)
             done = self._outputs.finished()
             return until_finished <= done if isinstance(until_finished, set) else len(done) >= until_finished
 
