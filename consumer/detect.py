@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,20 +24,45 @@ from consumer.model_files import MODEL_FILES, ModelFileError, ModelKind, verifie
 from schemas import ModelInfo
 
 
+class _StderrSilencer:
+    """Process-wide: the first thread to enter redirects fd 2, the last to leave restores it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved = -1
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                sys.stderr.flush()
+                self._saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            self._depth += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                os.dup2(self._saved, 2)
+                os.close(self._saved)
+
+
+_SILENCER = _StderrSilencer()
+
+
 @contextmanager
 def native_stderr_silenced() -> Iterator[None]:
     """Send file descriptor 2 to /dev/null: LiteRT prints dozens of INFO/WARNING lines
-    while a model loads and on the first inference, which would bury the worker's log."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    while a model loads and on the first inference, which would bury the worker's log.
+    Safe when processing threads load their detectors at the same time."""
+    _SILENCER.enter()
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        _SILENCER.leave()
 
 
 class FaceDetector:

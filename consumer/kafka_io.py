@@ -15,6 +15,7 @@ service is plain Python; Kafka errors are translated into Faceguard's here.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -198,16 +199,56 @@ class OutputProducer:
         self._producer.flush(timeout_s)
 
 
+class _Hung(Exception):
+    """A transactional call did not return within its own timeout."""
+
+
+# Each blocking transactional call gets this timeout; a call still blocked this much later is hung.
+TXN_CALL_TIMEOUT_S = 10.0
+TXN_HUNG_AFTER_S = TXN_CALL_TIMEOUT_S + 5.0
+
+
+def _call_with_watchdog(call: Callable[[], None]) -> None:
+    """Run a blocking librdkafka call; raise _Hung if it outlives TXN_HUNG_AFTER_S.
+
+    librdkafka's send_offsets_to_transaction can ignore its timeout and block for
+    good after the group coordinator went away (librdkafka issues 5456 and 5511;
+    seen here across a broker restart). The caller then replaces the producer.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="txn-call", daemon=True)
+    thread.start()
+    thread.join(TXN_HUNG_AFTER_S)
+    if thread.is_alive():
+        raise _Hung
+    if failure:
+        raise failure[0]
+
+
 class TransactionalProducer:
     """Writes a batch's outputs and its consumed offsets in one transaction.
 
     The transactional id is stable per worker, so a restarted worker aborts its
-    dead predecessor's open transaction at once, and a zombie is fenced.
+    dead predecessor's open transaction at once, and a zombie is fenced. A
+    transactional call that hangs is abandoned with its producer: a new producer
+    under the same id fences the old one and aborts its open transaction, and the
+    batch is written again.
     """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer = Producer(
+        self._producer = self._start_producer()
+
+    def _start_producer(self) -> Producer:
+        settings = self._settings
+        producer = Producer(
             {
                 **_producer_config(settings),
                 "transactional.id": settings.transactional_id,
@@ -215,32 +256,42 @@ class TransactionalProducer:
             }
         )
         try:
-            self._producer.init_transactions(settings.delivery_timeout_s)
+            producer.init_transactions(settings.delivery_timeout_s)
         except KafkaException as exc:
             error = exc.args[0]
             raise SetupError(
                 f"cannot start transactions as {settings.transactional_id}: {error.str()}"
                 " (brokers without transactions need FACEGUARD_GUARANTEE=at_least_once)"
             ) from exc
+        return producer
 
     def commit(self, outputs: Sequence[OutgoingRecord], offsets: Offsets, group_metadata: Callable[[], Any]) -> None:
         """Publish `outputs` and commit `offsets` atomically.
 
-        An abortable failure is retried with the same outputs; broker hiccups are
-        retried until `delivery_timeout_s`. Raises PublishError when fenced (another
-        worker took this transactional id) or when the broker stays unavailable.
+        Failed or hung attempts are aborted and retried with the same outputs until
+        `delivery_timeout_s`. Raises PublishError when fenced (another worker took this
+        transactional id) or when the broker stays unavailable.
         """
         deadline = time.monotonic() + self._settings.delivery_timeout_s
         while True:
+            producer = self._producer
             open_transaction = False
             try:
-                self._producer.begin_transaction()
+                producer.begin_transaction()
                 open_transaction = True
                 for record in outputs:
-                    _produce(self._producer, record, None)
-                self._producer.send_offsets_to_transaction(_partitions(offsets), group_metadata(), 30.0)
-                self._commit_transaction(deadline)
+                    _produce(producer, record, None)
+                _call_with_watchdog(
+                    lambda producer=producer: producer.send_offsets_to_transaction(  # type: ignore[misc]
+                        _partitions(offsets), group_metadata(), TXN_CALL_TIMEOUT_S
+                    )
+                )
+                self._commit_transaction(producer, deadline)
                 return
+            except _Hung:
+                self._check_deadline(deadline, "a transactional call hung")
+                log.error("a transactional call hung; replacing the producer (its transaction is aborted)")
+                self._producer = self._start_producer()
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
                 if error.fatal():
@@ -248,17 +299,20 @@ class TransactionalProducer:
                         f"transactional producer {self._settings.transactional_id} failed: {error.str()}"
                         " (fenced: is another worker running with the same FACEGUARD_WORKER_ID?)"
                     ) from exc
-                if time.monotonic() > deadline:
-                    raise PublishError(f"transaction not committed in time: {error.str()}") from exc
+                self._check_deadline(deadline, error.str())
                 log.warning("transaction failed; aborting it and trying again: %s", error.str())
                 if open_transaction:
-                    self._abort(deadline)
+                    self._abort(producer, deadline)
                 time.sleep(0.2)
 
-    def _commit_transaction(self, deadline: float) -> None:
+    def _check_deadline(self, deadline: float, why: str) -> None:
+        if time.monotonic() > deadline:
+            raise PublishError(f"transaction not committed within {self._settings.delivery_timeout_s:g}s: {why}")
+
+    def _commit_transaction(self, producer: Producer, deadline: float) -> None:
         while True:
             try:
-                self._producer.commit_transaction(max(1.0, min(10.0, deadline - time.monotonic())))
+                _call_with_watchdog(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S))
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
@@ -266,10 +320,14 @@ class TransactionalProducer:
                     raise
                 log.warning("transaction commit not acknowledged yet, retrying: %s", error.str())
 
-    def _abort(self, deadline: float) -> None:
+    def _abort(self, producer: Producer, deadline: float) -> None:
         while True:
             try:
-                self._producer.abort_transaction(max(1.0, min(10.0, deadline - time.monotonic())))
+                _call_with_watchdog(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S))
+                return
+            except _Hung:
+                log.error("aborting a transaction hung; replacing the producer")
+                self._producer = self._start_producer()
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]

@@ -1,26 +1,33 @@
 #!/usr/bin/env python3
-"""Throughput of one worker through a real broker vs. the bare in-process pipeline, same images.
+"""Throughput of one worker process through a real broker vs. the bare in-process pipeline, same images,
+same number of processing threads; and threads vs. processes for the bare pipeline.
 
-    .venv/bin/python ops/bench_worker.py [--images DIR] [--limit N]
+    .venv/bin/python ops/bench_worker.py [--images DIR] [--limit N] [--threads 1,2] [--guarantee exactly_once]
 
-Starts a throwaway local broker (ops/kafka_local.py) on a free port, creates
-topics, submits every image under DIR (default: ../shared/data/faces/images),
-runs one `faceguard worker` and times from the worker's first output to its
-last. It then runs the same images through the pipeline in this process (fetch
-from disk, decode, detect, mask, encode, no Kafka). It prints both rates and
-their ratio. It is a measurement, not a test: numbers vary with the machine's load.
+Starts a throwaway local broker (ops/kafka_local.py) on a free port. For each
+thread count it runs the bare pipeline in this process (read from disk, decode,
+detect, mask, encode; one detector per thread; no Kafka), then submits every
+image under DIR (default: ../shared/data/faces/images) to fresh topics and runs
+one `faceguard worker` with that many processing threads, timing from its first
+output to its last. It prints images/s for both, their ratio, the scaling from
+one thread to two, and the bare pipeline with worker processes instead of
+threads. A measurement, not a test: numbers vary with the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,28 +42,55 @@ from consumer.pipeline import Anonymizer  # noqa: E402
 from consumer.submit import build_requests, submit  # noqa: E402
 
 BIN = Path(sys.executable).parent
+_local = threading.local()
 
 
-def bare_pipeline(settings: Settings, images: list[Path]) -> float:
-    """Images per second through fetch-from-disk, decode, detect, mask and encode in this process."""
-    with FaceDetector(settings.model, settings.models_dir, settings.min_confidence) as detector:
-        anonymizer = Anonymizer(detector, settings)
+def _anonymize_one(path: Path) -> int:
+    """Fetch-from-disk and anonymize one image with this thread's (or process's) own detector."""
+    if not hasattr(_local, "anonymizer"):
+        settings = Settings()
+        detector = FaceDetector(settings.model, settings.models_dir, settings.min_confidence)
+        _local.anonymizer, _local.max_bytes = Anonymizer(detector, settings), settings.max_image_bytes
+    return len(_local.anonymizer.anonymize(read_file(path, _local.max_bytes), None).data)
+
+
+def bare_pipeline(
+    images: list[Path], workers: int, pool: Callable[[int], ThreadPoolExecutor | ProcessPoolExecutor]
+) -> float:
+    """Images per second through the in-process pipeline with `workers` threads or processes (after warm-up)."""
+    with pool(workers) as executor:
+        list(executor.map(_anonymize_one, images[: 4 * workers]))  # load the detectors first
         started = time.perf_counter()
-        for path in images:
-            anonymizer.anonymize(read_file(path, settings.max_image_bytes), None)
+        list(executor.map(_anonymize_one, images, chunksize=1 if isinstance(executor, ThreadPoolExecutor) else 8))
         return len(images) / (time.perf_counter() - started)
 
 
-def through_kafka(settings: Settings, images: list[Path], env: dict[str, str]) -> tuple[float, float]:
-    """(images per second from first to last output, seconds from worker start to last output)."""
+def through_kafka(bootstrap: str, images: list[Path], threads: int, guarantee: str) -> float:
+    """Images per second from a worker's first output to its last, on fresh topics."""
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "FACEGUARD_ALLOWED_ROOTS": os.pathsep.join(sorted({str(p.parent.resolve()) for p in images})),
+        "FACEGUARD_GROUP_ID": prefix,
+        "FACEGUARD_WORKER_ID": "bench",
+        "FACEGUARD_TOPIC_REQUESTS": f"{prefix}.requests",
+        "FACEGUARD_TOPIC_MASKED": f"{prefix}.masked",
+        "FACEGUARD_TOPIC_METADATA": f"{prefix}.metadata",
+        "FACEGUARD_TOPIC_DLQ": f"{prefix}.dlq",
+        "FACEGUARD_PROCESSING_THREADS": str(threads),
+        "FACEGUARD_GUARANTEE": guarantee,
+    }
+    os.environ.update(env)
+    settings = Settings()
     create_topics(settings, 6, 1)
     requests = build_requests([p.resolve().as_uri() for p in images], None, {})
     assert all(error is None for error in submit(settings, requests)), "submit failed"
     reader = OutputReader(settings, [settings.topic_metadata, settings.topic_dlq], f"bench-{uuid.uuid4()}")
-    started = time.perf_counter()
     worker = subprocess.Popen([str(BIN / "faceguard"), "worker"], env=env, stderr=subprocess.DEVNULL)
     times: list[float] = []
     try:
+        started = time.perf_counter()
         while len(times) < len(requests) and time.perf_counter() - started < 1800:
             for record in reader.poll_batch(500, 0.2):
                 if record.topic == settings.topic_dlq:
@@ -66,18 +100,21 @@ def through_kafka(settings: Settings, images: list[Path], env: dict[str, str]) -
         worker.terminate()
         worker.wait()
         reader.close()
-    rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-    return rate, times[-1] - started
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "faces" / "images")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
+    parser.add_argument("--threads", default="1,2", help="processing thread counts to measure (default 1,2)")
+    parser.add_argument("--guarantee", default="exactly_once", choices=["exactly_once", "at_least_once"])
     args = parser.parse_args()
     images = [path for path, _ in expand_images([args.images])]
     images = images[: args.limit] if args.limit else images
+    counts = [int(n) for n in args.threads.split(",")]
 
+    rows = []
     with tempfile.TemporaryDirectory() as data:
         script = str(REPO / "ops" / "kafka_local.py")
         bootstrap = subprocess.run(
@@ -86,34 +123,45 @@ def main() -> int:
             text=True,
             check=True,
         ).stdout.strip()
-        prefix = f"bench{uuid.uuid4().hex[:8]}"
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "FACEGUARD_ALLOWED_ROOTS": str(args.images.resolve()),
-            "FACEGUARD_GROUP_ID": prefix,
-            "FACEGUARD_TOPIC_REQUESTS": f"{prefix}.requests",
-            "FACEGUARD_TOPIC_MASKED": f"{prefix}.masked",
-            "FACEGUARD_TOPIC_METADATA": f"{prefix}.metadata",
-            "FACEGUARD_TOPIC_DLQ": f"{prefix}.dlq",
-        }
-        os.environ.update(env)
-        settings = Settings()
         try:
-            kafka_rate, wall = through_kafka(settings, images, env)
+            for threads in counts:
+                bare = bare_pipeline(images, threads, ThreadPoolExecutor)
+                kafka = through_kafka(bootstrap, images, threads, args.guarantee)
+                rows.append(
+                    {
+                        "threads": threads,
+                        "worker_images_per_s": round(kafka, 2),
+                        "bare_images_per_s": round(bare, 2),
+                        "worker_over_bare": round(kafka / bare, 3),
+                    }
+                )
         finally:
             subprocess.run([sys.executable, script, "stop", "--data", data], capture_output=True, check=False)
-    bare_rate = bare_pipeline(settings, images)
-    result = {
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process that already runs detector threads
+    processes = bare_pipeline(images, max(counts), lambda n: ProcessPoolExecutor(n, mp_context=spawn))
+
+    print(f"{len(images)} images from {args.images}, guarantee {args.guarantee}")
+    print(f"{'threads':>7} {'worker img/s':>13} {'bare img/s':>11} {'worker/bare':>12}")
+    for row in rows:
+        print(
+            f"{row['threads']:>7} {row['worker_images_per_s']:>13.2f} {row['bare_images_per_s']:>11.2f}"
+            f" {row['worker_over_bare']:>12.3f}"
+        )
+    summary: dict[str, object] = {
         "images": len(images),
-        "worker_images_per_s": round(kafka_rate, 2),
-        "worker_wall_s_including_startup": round(wall, 1),
-        "bare_pipeline_images_per_s": round(bare_rate, 2),
-        "worker_over_bare": round(kafka_rate / bare_rate, 3),
+        "guarantee": args.guarantee,
+        "rows": rows,
+        f"bare_{max(counts)}_processes_images_per_s": round(processes, 2),
     }
-    print(f"{'images':>8} {'worker img/s':>13} {'bare img/s':>11} {'ratio':>6}")
-    print(f"{len(images):>8} {kafka_rate:>13.2f} {bare_rate:>11.2f} {kafka_rate / bare_rate:>6.3f}")
-    print(json.dumps(result))
+    if len(rows) > 1:
+        summary["worker_scaling"] = round(rows[-1]["worker_images_per_s"] / rows[0]["worker_images_per_s"], 3)
+        summary["bare_thread_scaling"] = round(rows[-1]["bare_images_per_s"] / rows[0]["bare_images_per_s"], 3)
+        print(
+            f"{rows[-1]['threads']} threads over {rows[0]['threads']}: worker {summary['worker_scaling']}x,"
+            f" bare {summary['bare_thread_scaling']}x"
+        )
+    print(f"bare pipeline with {max(counts)} processes instead of threads: {processes:.2f} img/s")
+    print(json.dumps(summary))
     return 0
 
 

@@ -15,7 +15,8 @@ from tests.support import SHARED_DATA
 pytestmark = pytest.mark.kafka
 
 PARTITIONS = 3
-SMALL_BATCHES = {"FACEGUARD_BATCH_SIZE": "3"}
+# Small commit batches; a killed worker's partitions move on after 6 s rather than 45.
+SMALL_BATCHES = {"FACEGUARD_BATCH_SIZE": "3", "FACEGUARD_SESSION_TIMEOUT_MS": "6000"}
 
 
 def large_photos() -> list[str]:

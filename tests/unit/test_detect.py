@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from consumer.decode import to_rgb8
-from consumer.detect import FaceDetector
+from consumer.detect import FaceDetector, native_stderr_silenced
 from consumer.errors import SetupError
 from consumer.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
 from tests.images import ASTRONAUT_FACE
@@ -36,3 +38,29 @@ def test_a_missing_model_is_refused(tmp_path: Path) -> None:
     shutil.copy(DEFAULT_MODELS_DIR / MODEL_FILES[ModelKind.SHORT_RANGE].filename, tmp_path)
     with pytest.raises(SetupError, match="missing"):
         FaceDetector(ModelKind.FULL_RANGE, tmp_path, 0.5)
+
+
+def test_silencing_native_stderr_from_overlapping_threads_restores_it() -> None:
+    """First in, first out: the order that left fd 2 on /dev/null when each thread saved and restored it alone."""
+    before = os.fstat(2)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with native_stderr_silenced():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(5)
+        with native_stderr_silenced():
+            second_in.set()
+            first_out.wait(5)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
