@@ -8,8 +8,8 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,9 +90,7 @@ class Stack:
         index = index % len(self.workers)
         return (self.workdir / f"worker-{index}.log").read_text(errors="replace")
 
-    def outputs(
-        self, until_finished: set[str] | int | Callable[[Outputs], bool], timeout_s: float = 90.0
-    ) -> Outputs:
+    def outputs(self, until_finished: set[str] | int | Callable[[Outputs], bool], timeout_s: float = 90.0) -> Outputs:
         """Read outputs until the given request ids (or this many, or a condition) are finished, or time runs out."""
         if self._reader is None:
             topics = [self.settings.topic_masked, self.settings.topic_metadata, self.settings.topic_dlq]
