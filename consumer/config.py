@@ -82,7 +82,11 @@ class Settings(BaseSettings):
         ),
     )
     processing_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
-    max_in_flight: int = Field(32, ge=1, description="Uncommitted records held at most; beyond it partitions pause.")
+    max_in_flight: int = Field(
+        256,
+        ge=2,
+        description="Uncommitted records held at most; beyond it partitions pause until half are committed.",
+    )
     batch_size: int = Field(64, ge=1, le=10_000, description="Most records committed in one transaction.")
     commit_interval_s: float = Field(0.2, gt=0, description="Longest a finished record waits for its commit.")
     poll_timeout_s: float = Field(1.0, gt=0)

@@ -15,9 +15,10 @@ service is plain Python; Kafka errors are translated into Faceguard's here.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -208,28 +209,26 @@ TXN_CALL_TIMEOUT_S = 10.0
 TXN_HUNG_AFTER_S = TXN_CALL_TIMEOUT_S + 5.0
 
 
-def _call_with_watchdog(call: Callable[[], None]) -> None:
-    """Run a blocking librdkafka call; raise _Hung if it outlives TXN_HUNG_AFTER_S.
+class _Watchdog:
+    """Runs blocking librdkafka calls on a helper thread; raises _Hung if one outlives TXN_HUNG_AFTER_S.
 
     librdkafka's send_offsets_to_transaction can ignore its timeout and block for
     good after the group coordinator went away (librdkafka issues 5456 and 5511;
-    seen here across a broker restart). The caller then replaces the producer.
+    seen here across a broker restart). The caller then replaces the producer,
+    and the hung helper thread is abandoned.
     """
-    failure: list[BaseException] = []
 
-    def run() -> None:
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="txn-call")
+
+    def call(self, blocking: Callable[[], None]) -> None:
+        future = self._executor.submit(blocking)
         try:
-            call()
-        except BaseException as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="txn-call", daemon=True)
-    thread.start()
-    thread.join(TXN_HUNG_AFTER_S)
-    if thread.is_alive():
-        raise _Hung
-    if failure:
-        raise failure[0]
+            future.result(TXN_HUNG_AFTER_S)
+        except FutureTimeout:
+            self._executor.shutdown(wait=False)
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="txn-call")
+            raise _Hung from None
 
 
 class TransactionalProducer:
@@ -244,6 +243,7 @@ class TransactionalProducer:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._watchdog = _Watchdog()
         self._producer = self._start_producer()
 
     def _start_producer(self) -> Producer:
@@ -281,7 +281,7 @@ class TransactionalProducer:
                 open_transaction = True
                 for record in outputs:
                     _produce(producer, record, None)
-                _call_with_watchdog(
+                self._watchdog.call(
                     lambda producer=producer: producer.send_offsets_to_transaction(  # type: ignore[misc]
                         _partitions(offsets), group_metadata(), TXN_CALL_TIMEOUT_S
                     )
@@ -312,7 +312,7 @@ class TransactionalProducer:
     def _commit_transaction(self, producer: Producer, deadline: float) -> None:
         while True:
             try:
-                _call_with_watchdog(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S))
+                self._watchdog.call(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S))
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
@@ -323,7 +323,7 @@ class TransactionalProducer:
     def _abort(self, producer: Producer, deadline: float) -> None:
         while True:
             try:
-                _call_with_watchdog(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S))
+                self._watchdog.call(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S))
                 return
             except _Hung:
                 log.error("aborting a transaction hung; replacing the producer")

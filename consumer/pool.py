@@ -59,6 +59,19 @@ class ProcessingPool:
     def submit(self, record: Record) -> None:
         self._tasks.put(record)
 
+    def take_back(self) -> list[Record]:
+        """Remove and return, in submission order, the records no thread has started yet."""
+        records: list[Record] = []
+        while True:
+            try:
+                record = self._tasks.get_nowait()
+            except queue.Empty:
+                return records
+            if record is None:  # closing: leave the stop signal in place
+                self._tasks.put(None)
+                return records
+            records.append(record)
+
     def completions(self, timeout_s: float) -> list[Completion]:
         """Completed records: waits up to `timeout_s` for the first, then takes what else is there."""
         try:

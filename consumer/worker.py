@@ -41,7 +41,10 @@ from consumer.schedule import DelayedRecords
 
 log = logging.getLogger(__name__)
 
-BUSY_POLL_S = 0.01  # poll timeout while records are in flight: completions are handled this promptly
+# While records are in flight, the loop waits this long at most for the next completion, then polls
+# without waiting: completions are handled as they come, and the thread does not wake needlessly.
+BUSY_WAIT_S = 0.05
+QUEUED_PER_THREAD = 4  # records handed to the pool per processing thread, at most
 
 
 class ProcessingBug(FaceguardError):
@@ -92,6 +95,11 @@ class Worker:
         """Finish (or give up on) in-flight work of `partitions`, commit it, then forget them."""
         revoked = set(partitions)
         self._ready = deque(r for r in self._ready if r.partition_key not in revoked)
+        for record in self._pool.take_back():  # not started yet: drop the revoked ones, keep the rest queued
+            if record.partition_key in revoked:
+                self._in_pool[record.partition_key] -= 1
+            else:
+                self._pool.submit(record)
         self._delayed.drop(revoked)
         deadline = time.monotonic() + (0.0 if self._crash else self._settings.drain_timeout_s)
         while sum(self._in_pool[p] for p in revoked) and time.monotonic() < deadline:
@@ -137,9 +145,12 @@ class Worker:
         while True:
             if stop.is_set() and not self._stopping:
                 self._stopping = True
+                for record in self._pool.take_back():  # not started: left uncommitted for the next owner
+                    self._in_pool[record.partition_key] -= 1
                 drain_deadline = time.monotonic() + self._settings.drain_timeout_s
                 log.info("stopping: finishing %d in-flight records, taking no new ones", self.in_flight)
-            self._absorb(self._pool.completions(0))
+            # While records are in flight, wait on their completions rather than on the consumer.
+            self._absorb(self._pool.completions(BUSY_WAIT_S if self.in_flight else 0))
             if self._crash is not None:
                 self.delivery.commit(force=True)
                 raise ProcessingBug(
@@ -155,7 +166,7 @@ class Worker:
                 self._dispatch()
             self.delivery.commit()
             self._apply_pauses()
-            for record in self.consumer.consume(self._room(), self._poll_timeout()):
+            for record in self.consumer.consume(self._room(), 0 if self.in_flight else self._poll_timeout()):
                 self._accept(record)
 
     @property
@@ -173,8 +184,10 @@ class Worker:
             self._ready.append(record)
 
     def _dispatch(self) -> None:
-        # Keep the pool fed, not flooded: records not yet dispatched can still be dropped on revocation.
-        limit = 2 * self._settings.processing_threads
+        # Queue enough that the threads keep working while this thread waits on a commit, and no more:
+        # the breaker only stops what was not dispatched. Records no thread has started are taken back
+        # on stop, revocation and when the breaker opens.
+        limit = QUEUED_PER_THREAD * self._settings.processing_threads
         while self._ready and self.in_flight < limit and self._breaker.may_dispatch():
             record = self._ready.popleft()
             self._in_pool[record.partition_key] += 1
@@ -189,8 +202,18 @@ class Worker:
             if isinstance(completion, Crash):
                 self._crash = self._crash or completion
                 continue
+            was_open = self._breaker.state is BreakerState.OPEN
             self._breaker.record(completion.failed)
             self.delivery.complete(completion)
+            if not was_open and self._breaker.state is BreakerState.OPEN:
+                self._hold_back_queued()
+
+    def _hold_back_queued(self) -> None:
+        """Take records no thread has started back from the pool, ahead of the other ready ones."""
+        taken = self._pool.take_back()
+        for record in taken:
+            self._in_pool[record.partition_key] -= 1
+        self._ready.extendleft(reversed(taken))
 
     def _apply_pauses(self) -> None:
         assert self.consumer is not None
@@ -211,11 +234,12 @@ class Worker:
         return max(1, self._settings.max_in_flight - self._tracker.pending())
 
     def _poll_timeout(self) -> float:
-        if self.in_flight or self._ready:
-            return BUSY_POLL_S
+        """How long to wait for records when nothing is in flight."""
+        if self._ready:  # records the breaker holds back: check it again soon
+            return BUSY_WAIT_S
         timeout = self._settings.poll_timeout_s
         if (due_in := self._delayed.next_due_in()) is not None:
-            timeout = min(timeout, max(due_in, BUSY_POLL_S))
+            timeout = min(timeout, max(due_in, BUSY_WAIT_S))
         return timeout
 
 

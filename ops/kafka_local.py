@@ -24,6 +24,7 @@ import argparse
 import base64
 import hashlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -153,9 +154,22 @@ def hash_file(path: Path) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port below the kernel's ephemeral range, so that no client connection can be
+    handed it as its local port while the broker is stopped (the broker reuses it when restarted)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    candidates = list(range(max(1024, low - 12000), low))
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise BrokerError("no free loopback port below the ephemeral range")
 
 
 def write_config(broker: Broker, port: int) -> None:
