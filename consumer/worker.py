@@ -134,10 +134,11 @@ class Worker:
         assert self.consumer is not None, "attach() first"
         assert self.delivery is not None, "attach() first"
         log.info(
-            "worker %s consuming %s as group %s with %d processing threads (%s)",
+            "worker %s consuming %s as group %s (%s protocol) with %d processing threads, %s",
             self._settings.worker_id,
             ", ".join(self._settings.input_topics),
             self._settings.group_id,
+            self._settings.group_protocol.value,
             self._settings.processing_threads,
             self._settings.guarantee.value,
         )
@@ -244,4 +245,8 @@ class Worker:
 
 
 def _names(partitions: list[PartitionKey]) -> str:
-    return ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions)) or "nothing"
+    """`topic[0,1,2], other[0]`: partitions grouped by topic."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in sorted(partitions):
+        by_topic.setdefault(topic, []).append(partition)
+    return ", ".join(f"{topic}[{','.join(map(str, parts))}]" for topic, parts in by_topic.items()) or "nothing"
