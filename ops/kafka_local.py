@@ -210,9 +210,13 @@ def write_config(broker: Broker, port: int) -> None:
 def format_storage(broker: Broker) -> None:
     if (broker.storage / "meta.properties").exists():
         return
+    # `=` joins the id to its option: an id may start with "-", which would read as an option of its own.
     cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     result = subprocess.run(
-        [*java_command(broker), "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(broker.config)],
+        [
+            *java_command(broker),
+            *("kafka.tools.StorageTool", "format", f"--cluster-id={cluster}", "-c", str(broker.config)),
+        ],
         capture_output=True,
         text=True,
         check=False,

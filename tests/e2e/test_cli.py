@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -92,3 +93,18 @@ def test_broker_script_restarts_with_its_topics(tmp_path: Path) -> None:
         assert len(topics["kept"].partitions) == 2
     finally:
         run(sys.executable, KAFKA_LOCAL, "stop", "--data", str(tmp_path))
+
+
+def test_broker_storage_formats_with_a_cluster_id_that_starts_with_a_dash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One id in 64 starts with "-"; passed as a separate argument, Kafka's tool read it as an option."""
+    monkeypatch.syspath_prepend(str(REPO / "ops"))
+    import kafka_local
+
+    broker = kafka_local.Broker(tmp_path)
+    kafka_local.write_config(broker, kafka_local.free_port())
+    encode = base64.urlsafe_b64encode
+    monkeypatch.setattr(base64, "urlsafe_b64encode", lambda raw: b"-" + encode(raw)[1:])
+    kafka_local.format_storage(broker)
+    assert "cluster.id=-" in (broker.storage / "meta.properties").read_text()
