@@ -5,6 +5,7 @@
     faceguard anonymize INPUT... -o DIR   mask local files without Kafka
     faceguard topics create               create the topics
     faceguard collect -o DIR              write published outputs into a folder
+    faceguard eval [--annotations FILE]   measure masked faces on annotated photos
     faceguard dlq list [FILTERS]          show dead letters
     faceguard dlq redrive [FILTERS]       send dead letters back to their topic
 
@@ -93,6 +94,18 @@ def parser() -> argparse.ArgumentParser:
     collect.add_argument("--expect", type=int, help="stop once this many requests have their outputs")
     collect.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most (default 60)")
     collect.set_defaults(run=cmd_collect)
+
+    evaluation = commands.add_parser("eval", help="measure how many annotated faces the detector masks")
+    evaluation.add_argument(
+        "--annotations",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "annotations.jsonl",
+        help="annotations file (default: ../shared/data/faces/annotations.jsonl)",
+    )
+    evaluation.add_argument("--subset", default="wider-val", help="only images of this subset ('' for all)")
+    evaluation.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
+    evaluation.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    evaluation.set_defaults(run=cmd_eval)
 
     dlq = commands.add_parser("dlq", help="inspect and redrive dead letters")
     dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
@@ -243,3 +256,20 @@ def cmd_dlq_redrive(settings: Settings, args: argparse.Namespace) -> int:
     verb = "would redrive" if args.dry_run else "redrove"
     log.info("%s %d, refused %d, failed %d", verb, len(plan.redrive) - len(failed), len(plan.refused), len(failed))
     return 1 if failed else 0
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.detect import FaceDetector
+    from consumer.evaluate import evaluate, format_table, load_annotations
+
+    if not args.annotations.is_file():
+        raise SetupError(f"no annotations file at {args.annotations}")
+    images = load_annotations(args.annotations, args.subset or None)
+    images = images[: args.limit] if args.limit else images
+    name = f"{settings.model.value}@{settings.min_confidence:g}"
+    with FaceDetector(settings.model, settings.models_dir, settings.min_confidence) as detector:
+        report = evaluate(images, lambda rgb: [d.box for d in detector.detect(rgb)], settings.mask_margin)
+    print(format_table({name: report}))
+    if args.json:
+        print(json.dumps({name: report.summary()}))
+    return 0

@@ -108,3 +108,18 @@ def test_broker_storage_formats_with_a_cluster_id_that_starts_with_a_dash(
     monkeypatch.setattr(base64, "urlsafe_b64encode", lambda raw: b"-" + encode(raw)[1:])
     kafka_local.format_storage(broker)
     assert "cluster.id=-" in (broker.storage / "meta.properties").read_text()
+
+
+def test_eval_reports_masked_faces_on_a_fixed_subset_above_the_regression_floor() -> None:
+    """A regression guard on the first 40 wider-val photos, not the recall goal. Measured with whole-image
+    full-range BlazeFace at 0.5: 11.1% masked, 63.8% of faces 64-128 px, 77.3% above 128 px, 3 of 67
+    detections matching no face."""
+    done = run(str(BIN / "faceguard"), "eval", "--limit", "40", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "masked share" in done.stdout
+    [summary] = json.loads(done.stdout.splitlines()[-1]).values()
+    assert summary["images"] == 40
+    assert summary["masked_share"] >= 0.10
+    assert summary["masked_share_by_height"]["64-128"] >= 0.60
+    assert summary["masked_share_by_height"][">128"] >= 0.75
+    assert summary["unmatched_share"] <= 0.10
