@@ -8,8 +8,9 @@ list, detections matching no face, non-face pixels masked, detection ms per
 image) for the configured detector. With `--peer deface`, deface 1.5.0 is
 installed from PyPI into its own virtual environment under .cache/peers (once),
 runs CenterFace on the OpenCV backend at its default threshold on the same
-images, and is scored the same way with its own default mask scale (1.3: each
-side grown by 30% of the box). The peer is never needed by the test suite.
+images, and is scored the same way twice: with its own default mask scale (1.3:
+each side grown by 30% of the box), as its masks cover faces, and on its bare
+boxes. The peer is never needed by the test suite.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def deface_python() -> Path:
     return python
 
 
-def run_deface(images: list[AnnotatedImage]) -> Report:
+def run_deface(images: list[AnnotatedImage]) -> dict[str, Report]:
+    """deface's detections scored twice: as its masks cover them (mask scale 1.3) and as bare boxes."""
     done = subprocess.run(
         [str(deface_python()), str(REPO / "ops" / "peers" / "deface_boxes.py")],
         input=json.dumps([str(image.path) for image in images]),
@@ -55,12 +57,13 @@ def run_deface(images: list[AnnotatedImage]) -> Report:
         env={**os.environ, "PYTHONPATH": ""},
     )
     results = {entry["path"]: entry for entry in map(json.loads, done.stdout.splitlines())}
-    report = Report()
+    masks, boxes_only = Report(), Report()
     for image in images:
         entry = results[str(image.path)]
         boxes = [Box(*box) for box in entry["boxes"]]
-        report.add(score_image(image, boxes, DEFACE_MARGIN, entry["ms"]))
-    return report
+        masks.add(score_image(image, boxes, DEFACE_MARGIN, entry["ms"]))
+        boxes_only.add(score_image(image, boxes, 0.0, entry["ms"]))
+    return {"deface masks": masks, "deface boxes": boxes_only}
 
 
 def main() -> int:
@@ -81,7 +84,7 @@ def main() -> int:
         name = f"faceguard {settings.model.value}@{settings.min_confidence:g}"
         reports[name] = evaluate(images, lambda rgb: [d.box for d in detector.detect(rgb)], settings.mask_margin)
     if args.peer == "deface":
-        reports["deface 1.5.0"] = run_deface(images)
+        reports.update(run_deface(images))
     print(f"{len(images)} images of {args.annotations} ({args.subset or 'all'})")
     print(format_table(reports))
     print(json.dumps({name: report.summary() for name, report in reports.items()}))
