@@ -40,7 +40,6 @@ class Delivery:
         self._tracker = tracker
         self._consumer = consumer
         self._last_commit = time.monotonic()
-        self.commits = 0
 
     def complete(self, outcome: Outcome) -> None:
         """A record finished processing. Raises PublishError when an earlier output was rejected."""
@@ -55,7 +54,6 @@ class Delivery:
         runs = self._tracker.take_committable()
         if runs:
             self._commit_runs(runs)
-            self.commits += 1
 
     def drain(self) -> None:
         """Wait for outstanding acknowledgements, then commit everything committable."""

@@ -98,11 +98,6 @@ class OffsetTracker(Generic[T]):
         keys = self._slots.keys() if partitions is None else partitions
         return sum(len(self._slots.get(key, ())) for key in keys)
 
-    def unfinished(self, partitions: Iterable[PartitionKey] | None = None) -> int:
-        """Records still being processed, in `partitions` or in all."""
-        keys = self._slots.keys() if partitions is None else partitions
-        return sum(1 for key in keys for slot in self._slots.get(key, ()) if not slot.done)
-
     @property
     def committable_count(self) -> int:
         """Finished records waiting for a commit (some may wait behind an unfinished one)."""

@@ -44,7 +44,6 @@ class ProcessingPool:
         self._threads = [threading.Thread(target=self._run, name=f"process-{i}", daemon=True) for i in range(threads)]
         self._ready = threading.Barrier(threads + 1)
         self._setup_errors: list[BaseException] = []
-        self.busy_since: dict[str, float] = {}  # thread name -> monotonic start of its current record
 
     def start(self, timeout_s: float = 120.0) -> None:
         """Start the threads and wait until each has built its processor. Raises SetupError if one could not."""
@@ -94,7 +93,6 @@ class ProcessingPool:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
-        name = threading.current_thread().name
         try:
             processor = self._make_processor()
         except BaseException as exc:
@@ -104,13 +102,10 @@ class ProcessingPool:
         self._ready.wait()
         try:
             while (record := self._tasks.get()) is not None:
-                self.busy_since[name] = time.monotonic()
                 try:
                     self._done.put(processor.process(record))
                 except Exception as exc:
                     log.exception("bug while processing %s[%d]@%d", record.topic, record.partition, record.offset)
                     self._done.put(Crash(record, exc))
-                finally:
-                    self.busy_since.pop(name, None)
         finally:
             processor.close()

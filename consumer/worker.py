@@ -94,13 +94,7 @@ class Worker:
     def on_revoke(self, partitions: list[PartitionKey]) -> None:
         """Finish (or give up on) in-flight work of `partitions`, commit it, then forget them."""
         revoked = set(partitions)
-        self._ready = deque(r for r in self._ready if r.partition_key not in revoked)
-        for record in self._pool.take_back():  # not started yet: drop the revoked ones, keep the rest queued
-            if record.partition_key in revoked:
-                self._in_pool[record.partition_key] -= 1
-            else:
-                self._pool.submit(record)
-        self._delayed.drop(revoked)
+        self._drop_unstarted(revoked)
         deadline = time.monotonic() + (0.0 if self._crash else self._settings.drain_timeout_s)
         while sum(self._in_pool[p] for p in revoked) and time.monotonic() < deadline:
             self._absorb(self._pool.completions(0.05))
@@ -113,11 +107,20 @@ class Worker:
     def on_lost(self, partitions: list[PartitionKey]) -> None:
         """The group moved on without us: forget the partitions without committing."""
         lost = set(partitions)
-        self._ready = deque(r for r in self._ready if r.partition_key not in lost)
-        self._delayed.drop(lost)
+        self._drop_unstarted(lost)
         dropped = self._tracker.drop(lost)
         self._forget(lost)
         log.warning("lost %s (%d uncommitted records will be processed again)", _names(partitions), dropped)
+
+    def _drop_unstarted(self, partitions: set[PartitionKey]) -> None:
+        """Forget records of `partitions` that no thread has started: ready, held for a retry, or queued."""
+        self._ready = deque(r for r in self._ready if r.partition_key not in partitions)
+        self._delayed.drop(partitions)
+        for record in self._pool.take_back():  # keep the other partitions' records queued, in order
+            if record.partition_key in partitions:
+                self._in_pool[record.partition_key] -= 1
+            else:
+                self._pool.submit(record)
 
     def _forget(self, partitions: set[PartitionKey]) -> None:
         self._assigned -= partitions

@@ -44,7 +44,7 @@ def test_counts_and_dropping_a_revoked_partition() -> None:
     tracker.consumed(Q, 0)
     tracker.finish(P, 1, "x")
     assert tracker.pending() == 5
-    assert tracker.unfinished([P]) == 3
+    assert tracker.pending([P]) == 4
     assert tracker.committable_count == 1
     assert tracker.drop([P]) == 4
     assert tracker.pending() == 1
