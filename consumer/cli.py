@@ -99,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--annotations",
         type=Path,
-        default=Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "annotations.jsonl",
+        default=None,
         help="annotations file (default: ../shared/data/faces/annotations.jsonl)",
     )
     evaluation.add_argument("--subset", default="wider-val", help="only images of this subset ('' for all)")
@@ -260,8 +260,9 @@ def cmd_dlq_redrive(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.detect import FaceDetector
-    from consumer.evaluate import evaluate, format_table, load_annotations
+    from consumer.evaluate import DEFAULT_ANNOTATIONS, evaluate, format_table, load_annotations
 
+    args.annotations = args.annotations or DEFAULT_ANNOTATIONS
     if not args.annotations.is_file():
         raise SetupError(f"no annotations file at {args.annotations}")
     images = load_annotations(args.annotations, args.subset or None)

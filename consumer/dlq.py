@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from consumer.config import Settings
 from consumer.errors import SetupError
 from consumer.kafka_admin import publish, read_snapshot
-from consumer.records import OutgoingRecord, Record
+from consumer.records import OutgoingRecord, Record, from_headers
 from consumer.retry import REDRIVE_COUNT_HEADER
 from schemas import DeadLetterHeaders, ErrorClass
 
@@ -81,9 +81,8 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
 def dead_letters(settings: Settings, selection: DlqFilter) -> Iterator[DeadLetter]:
     """The dead letters that match `selection`, in partition and offset order; unreadable ones are skipped."""
     for record in read_snapshot(settings, settings.topic_dlq):
-        headers = {name: value.decode(errors="replace") for name, value in record.headers}
         try:
-            letter = DeadLetter(record, DeadLetterHeaders.model_validate(_known(headers)))
+            letter = DeadLetter(record, from_headers(DeadLetterHeaders, record.headers))
         except ValidationError:
             log.warning(
                 "skipping %s[%d]@%d: not a Faceguard dead letter", record.topic, record.partition, record.offset
@@ -151,10 +150,3 @@ def describe(letter: DeadLetter, as_json: bool) -> str:
             h.faceguard_error_reason,
         ]
     )
-
-
-def _known(headers: dict[str, str]) -> dict[str, str]:
-    return {name: value for name, value in headers.items() if name in _DEAD_LETTER_HEADER_NAMES}
-
-
-_DEAD_LETTER_HEADER_NAMES = {f.alias for f in DeadLetterHeaders.model_fields.values()}

@@ -21,6 +21,8 @@ import numpy as np
 from consumer.decode import decode_image, to_rgb8
 from consumer.image_types import Box
 
+# The shared annotated photos, beside the repository (../shared/data/faces).
+DEFAULT_ANNOTATIONS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "annotations.jsonl"
 MASKED_COVERAGE = 0.6
 NO_MATCH_IOU = 0.2
 # Face height buckets in pixels: (label, lower bound inclusive, upper bound exclusive).

@@ -17,7 +17,7 @@ from datetime import timedelta
 from consumer.config import Settings
 from consumer.errors import RecordFailure
 from consumer.pipeline import AnonymizedImage
-from consumer.records import Headers, OutgoingRecord, Record
+from consumer.records import OutgoingRecord, Record, to_headers
 from consumer.retry import History, RetryRoute, now_utc
 from schemas import DeadLetterHeaders, FaceMetadataEvent, MaskedImageHeaders, RetryHeaders
 
@@ -34,12 +34,6 @@ class FailedRecord:
     request_id: str | None = None
 
 
-def header_list(model: MaskedImageHeaders | RetryHeaders | DeadLetterHeaders) -> Headers:
-    """A contract's fields as Kafka headers: alias names, UTF-8 string values, None left out."""
-    values = model.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return [(name, str(value).encode()) for name, value in values.items()]
-
-
 def success_records(settings: Settings, result: AnonymizedImage, event: FaceMetadataEvent) -> list[OutgoingRecord]:
     """The masked-image record and the metadata record for one request, both keyed by its id."""
     key = event.request_id.encode()
@@ -49,7 +43,7 @@ def success_records(settings: Settings, result: AnonymizedImage, event: FaceMeta
         faceguard_face_count=event.total_count,
     )
     return [
-        OutgoingRecord(settings.topic_masked, key, result.data, header_list(headers)),
+        OutgoingRecord(settings.topic_masked, key, result.data, to_headers(headers)),
         OutgoingRecord(
             settings.topic_metadata,
             key,
@@ -81,7 +75,7 @@ def retry_record(settings: Settings, failed: FailedRecord, route: RetryRoute) ->
     headers = RetryHeaders.model_validate(
         {**_failure_fields(settings, failed), "faceguard_not_before": now_utc() + timedelta(seconds=route.delay_s)}
     )
-    return OutgoingRecord(route.topic, failed.record.key, failed.record.value, header_list(headers))
+    return OutgoingRecord(route.topic, failed.record.key, failed.record.value, to_headers(headers))
 
 
 def dead_letter_record(settings: Settings, failed: FailedRecord) -> OutgoingRecord:
@@ -98,7 +92,7 @@ def dead_letter_record(settings: Settings, failed: FailedRecord) -> OutgoingReco
             "faceguard_value_dropped": dropped,
         }
     )
-    return OutgoingRecord(settings.topic_dlq, record.key, value, header_list(headers))
+    return OutgoingRecord(settings.topic_dlq, record.key, value, to_headers(headers))
 
 
 def dead_letter_value(value: bytes | None, keep_binary: bool) -> tuple[bytes | None, str | None]:

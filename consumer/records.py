@@ -3,8 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 Headers = list[tuple[str, bytes]]
+Contract = TypeVar("Contract", bound=BaseModel)
+
+
+def to_headers(contract: BaseModel) -> Headers:
+    """A header contract's fields as Kafka headers: alias names, UTF-8 string values, None left out."""
+    values = contract.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return [(name, str(value).encode()) for name, value in values.items()]
+
+
+def from_headers(model: type[Contract], headers: Headers) -> Contract:
+    """The contract `model` read back from Kafka headers; headers it does not name are ignored.
+
+    Raises pydantic's ValidationError when a field is missing or malformed.
+    """
+    names = {info.alias or name for name, info in model.model_fields.items()}
+    return model.model_validate({name: value.decode(errors="replace") for name, value in headers if name in names})
+
+
+def header_name(model: type[BaseModel], field_name: str) -> str:
+    """The Kafka header name of one contract field."""
+    return model.model_fields[field_name].alias or field_name
 
 
 @dataclass(frozen=True)

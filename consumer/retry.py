@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from consumer.errors import RecordFailure
-from consumer.records import Record
+from consumer.records import Record, from_headers, header_name
 from schemas import RetryHeaders
 
-REDRIVE_COUNT_HEADER = "faceguard-redrive-count"
-NOT_BEFORE_HEADER = "faceguard-not-before"
+REDRIVE_COUNT_HEADER = header_name(RetryHeaders, "faceguard_redrive_count")
+NOT_BEFORE_HEADER = header_name(RetryHeaders, "faceguard_not_before")
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,9 @@ class History:
 
 def history_of(record: Record, retry_topics: list[str]) -> History:
     """The history a consumed record carries. Retry headers count only on retry topics."""
-    headers = {name: value.decode(errors="replace") for name, value in record.headers}
-    redrives = _int_or_zero(headers.get(REDRIVE_COUNT_HEADER))
     if record.topic in retry_topics:
         try:
-            retry = RetryHeaders.model_validate({k: v for k, v in headers.items() if k in _RETRY_HEADER_NAMES})
+            retry = from_headers(RetryHeaders, record.headers)
         except ValidationError:
             pass  # a retry record without our headers: treat it as fresh rather than lose it
         else:
@@ -56,18 +54,17 @@ def history_of(record: Record, retry_topics: list[str]) -> History:
                 first_failed_at=retry.faceguard_first_failed_at,
                 redrive_count=retry.faceguard_redrive_count,
             )
+    redrives = _int_or_zero(record.header(REDRIVE_COUNT_HEADER))
     return History(record.topic, record.partition, record.offset, record.timestamp_ms, redrive_count=redrives)
 
 
 def not_before(record: Record) -> float:
     """Epoch seconds before which a retry record must not run (0 when it has no such header)."""
-    for name, value in record.headers:
-        if name == NOT_BEFORE_HEADER:
-            try:
-                return datetime.fromisoformat(value.decode()).timestamp()
-            except (UnicodeDecodeError, ValueError):
-                return 0.0
-    return 0.0
+    value = record.header(NOT_BEFORE_HEADER)
+    try:
+        return datetime.fromisoformat(value.decode()).timestamp() if value else 0.0
+    except (UnicodeDecodeError, ValueError):
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -93,11 +90,8 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def _int_or_zero(text: str | None) -> int:
+def _int_or_zero(raw: bytes | None) -> int:
     try:
-        return max(0, int(text or 0))
+        return max(0, int(raw or 0))
     except ValueError:
         return 0
-
-
-_RETRY_HEADER_NAMES = {field.alias for field in RetryHeaders.model_fields.values()}

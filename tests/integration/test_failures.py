@@ -97,7 +97,6 @@ def test_breaker_stops_a_burst_of_failures_and_recovers_once_the_cause_is_fixed(
     masked = set(outputs.metadata)
     assert dead | masked == set(ids)
     assert len(dead) <= tripped + 1, "at most one more failed probe after the files appeared"
-    assert len(masked) >= len(ids) - len(dead)
     assert "circuit breaker closed" in stack.worker_log()
 
 
