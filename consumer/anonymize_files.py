@@ -10,11 +10,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from consumer.config import Settings
-from consumer.detect import FaceDetector
 from consumer.errors import RecordFailure
 from consumer.fetch import read_file
 from consumer.inputs import expand_images
 from consumer.pipeline import Anonymizer, Stopwatch, metadata_event
+from consumer.scan import ScanDetector
 from schemas import ImageRequest, MaskOptions
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def anonymize_files(
     """
     files = expand_images(inputs)
     outcomes = []
-    with FaceDetector(settings.model, settings.models_dir, settings.min_confidence) as detector:
+    with ScanDetector(settings.strategy, settings.models_dir) as detector:
         anonymizer = Anonymizer(detector, settings)
         for path, relative in tqdm(files, unit="img", disable=len(files) < PROGRESS_FROM, file=sys.stderr):
             outcomes.append(

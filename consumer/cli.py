@@ -5,7 +5,7 @@
     faceguard anonymize INPUT... -o DIR   mask local files without Kafka
     faceguard topics create               create the topics
     faceguard collect -o DIR              write published outputs into a folder
-    faceguard eval [--annotations FILE]   measure masked faces on annotated photos
+    faceguard eval [--preset P]...        measure masked faces on annotated photos
     faceguard dlq list [FILTERS]          show dead letters
     faceguard dlq redrive [FILTERS]       send dead letters back to their topic
 
@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from consumer.config import Settings
 from consumer.errors import FaceguardError, SetupError
+from consumer.strategy import PRESETS, Preset
 
 if TYPE_CHECKING:
     from consumer.dlq import DlqFilter
@@ -104,6 +105,13 @@ def parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument("--subset", default="wider-val", help="only images of this subset ('' for all)")
     evaluation.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
+    evaluation.add_argument(
+        "--preset",
+        action="append",
+        type=Preset,
+        choices=list(Preset),
+        help="detection preset to measure; repeat to compare (default: FACEGUARD_PRESET)",
+    )
     evaluation.add_argument("--json", action="store_true", help="print the figures as JSON too")
     evaluation.set_defaults(run=cmd_eval)
 
@@ -259,18 +267,18 @@ def cmd_dlq_redrive(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.detect import FaceDetector
-    from consumer.evaluate import DEFAULT_ANNOTATIONS, evaluate, format_table, load_annotations
+    from consumer.evaluate import DEFAULT_ANNOTATIONS, evaluate_strategy, format_table, load_annotations
 
     args.annotations = args.annotations or DEFAULT_ANNOTATIONS
     if not args.annotations.is_file():
         raise SetupError(f"no annotations file at {args.annotations}")
     images = load_annotations(args.annotations, args.subset or None)
     images = images[: args.limit] if args.limit else images
-    name = f"{settings.model.value}@{settings.min_confidence:g}"
-    with FaceDetector(settings.model, settings.models_dir, settings.min_confidence) as detector:
-        report = evaluate(images, lambda rgb: [d.box for d in detector.detect(rgb)], settings.mask_margin)
-    print(format_table({name: report}))
+    reports = {
+        preset.value: evaluate_strategy(images, PRESETS[preset], settings.models_dir, settings.mask_margin)
+        for preset in args.preset or [settings.preset]
+    }
+    print(format_table(reports))
     if args.json:
-        print(json.dumps({name: report.summary()}))
+        print(json.dumps({name: report.summary() for name, report in reports.items()}))
     return 0

@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from consumer.model_files import DEFAULT_MODELS_DIR, ModelKind
+from consumer.model_files import DEFAULT_MODELS_DIR
+from consumer.strategy import PRESETS, Preset, Strategy
 from schemas import MaskMethod
 
 # librdkafka configuration: dotted keys to values.
@@ -121,8 +122,7 @@ class Settings(BaseSettings):
 
     # Detection and masking.
     models_dir: Path = DEFAULT_MODELS_DIR
-    model: ModelKind = ModelKind.FULL_RANGE
-    min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    preset: Preset = Preset.BALANCED
     mask_method: MaskMethod = MaskMethod.BLUR
     mask_strength: float = Field(0.5, gt=0.0, le=1.0)
     mask_margin: float = Field(0.2, ge=0.0, le=1.0)
@@ -139,6 +139,11 @@ class Settings(BaseSettings):
     @classmethod
     def _split_delays(cls, value: object) -> object:
         return _split_list(value)
+
+    @property
+    def strategy(self) -> Strategy:
+        """The detection passes of the configured preset."""
+        return PRESETS[self.preset]
 
     @property
     def retry_topics(self) -> list[str]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from consumer.errors import ImageTooLarge, NotAnImage
+from consumer.errors import ImageTooLarge, NotAnImage, UnsupportedImage
+from consumer.image_header import read_header
 from consumer.image_types import DecodedImage, ImageFormat, Pixels
 
 
@@ -28,16 +29,23 @@ def sniff_format(data: bytes) -> ImageFormat:
 
 
 def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
-    """Decode `data`; raises NotAnImage when it cannot, ImageTooLarge past `max_pixels`."""
+    """Decode `data`.
+
+    Raises NotAnImage when it cannot (corrupt or cut short), UnsupportedImage for an
+    animation (masking only its first frame would publish a different image), and
+    ImageTooLarge past `max_pixels`, judged from the header before decoding.
+    """
     image_format = sniff_format(data)
+    header = read_header(data, image_format)
+    if header.width * header.height > max_pixels:
+        raise ImageTooLarge(f"{header.width}x{header.height} pixels is more than the limit of {max_pixels}")
+    if header.animated:
+        raise UnsupportedImage(f"animated {image_format.value} images are not supported")
     # IMREAD_COLOR applies EXIF orientation; IMREAD_UNCHANGED keeps alpha and depth.
     flags = cv2.IMREAD_COLOR if image_format is ImageFormat.JPEG else cv2.IMREAD_UNCHANGED
     pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if pixels is None or pixels.size == 0:
         raise NotAnImage(f"the {image_format.value} data is truncated or corrupt and cannot be decoded")
-    height, width = pixels.shape[:2]
-    if width * height > max_pixels:
-        raise ImageTooLarge(f"{width}x{height} pixels is more than the limit of {max_pixels}")
     return DecodedImage(pixels=pixels, format=image_format)
 
 

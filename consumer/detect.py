@@ -1,7 +1,8 @@
-"""Detect stage: BlazeFace through MediaPipe's Tasks FaceDetector.
+"""One BlazeFace model through MediaPipe's Tasks FaceDetector: one image in, faces out.
 
-One `FaceDetector` is built per worker thread, loads its model once (after the
-sha256 check) and is closed explicitly. It is never shared between threads.
+A `FaceDetector` loads its model once (after the sha256 check) and is closed
+explicitly. `consumer/scan.py` owns one per model and thread; it is never shared
+between threads.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from mediapipe.tasks.python import BaseOptions, vision
 from consumer.errors import SetupError
 from consumer.image_types import Box, Detection
 from consumer.model_files import MODEL_FILES, ModelFileError, ModelKind, verified_model_path
-from schemas import ModelInfo
 
 
 class _StderrSilencer:
@@ -83,11 +83,7 @@ class FaceDetector:
         with native_stderr_silenced():
             self._detector = vision.FaceDetector.create_from_options(options)
             self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
-        self.info = ModelInfo(
-            name=model.name,
-            version=f"mediapipe-{mp.__version__}/sha256:{model.sha256[:12]}",
-            min_confidence=min_confidence,
-        )
+        self.model = model
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in an 8-bit RGB image, boxes clipped to it, best score first."""

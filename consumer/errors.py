@@ -5,8 +5,9 @@
     │   ├── InvalidRequest        bad JSON or a request that breaks the contract
     │   ├── UnsupportedReference  unknown scheme, or a file outside the allowed roots
     │   ├── SourceNotFound        missing file, HTTP 404/410
-    │   ├── NotAnImage            bytes that are not a JPEG, PNG, BMP or WebP we can decode
-    │   └── ImageTooLarge         over the byte or pixel limit
+    │   ├── NotAnImage            bytes that are not a JPEG, PNG, BMP or WebP we can decode (or cut short)
+    │   ├── UnsupportedImage      an image we read but do not mask: animated PNG or WebP
+    │   └── ImageTooLarge         over the byte or pixel limit (pixels read from the header)
     ├── TransientFailure      -> may pass later: dead-lettered with retryable=true for redrive
     │   └── SourceUnavailable     fetch timeout, connection refused, HTTP 5xx/429
     ├── SetupError            -> refuse to start (missing or altered model, bad configuration)
@@ -51,6 +52,10 @@ class SourceNotFound(InvalidInput):
 
 class NotAnImage(InvalidInput):
     error_class = ErrorClass.NOT_AN_IMAGE
+
+
+class UnsupportedImage(InvalidInput):
+    error_class = ErrorClass.UNSUPPORTED_IMAGE
 
 
 class ImageTooLarge(InvalidInput):

@@ -20,6 +20,8 @@ import numpy as np
 
 from consumer.decode import decode_image, to_rgb8
 from consumer.image_types import Box
+from consumer.scan import ScanDetector
+from consumer.strategy import Strategy
 
 # The shared annotated photos, beside the repository (../shared/data/faces).
 DEFAULT_ANNOTATIONS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces" / "annotations.jsonl"
@@ -67,14 +69,6 @@ def load_annotations(path: Path, subset: str | None = None) -> list[AnnotatedIma
     return images
 
 
-def iou(a: Box, b: Box) -> float:
-    x0, y0 = max(a.x, b.x), max(a.y, b.y)
-    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    union = a.w * a.h + b.w * b.h - inter
-    return inter / union if union else 0.0
-
-
 @dataclass(frozen=True)
 class ImageScore:
     """One image: per valid face whether it was masked; detections matching no face; pixel counts."""
@@ -102,7 +96,7 @@ def score_image(image: AnnotatedImage, detections: Sequence[Box], margin: float,
             continue
         coverage = float(mask[box.y : box.y + box.h, box.x : box.x + box.w].mean())
         masked.append((face, coverage >= MASKED_COVERAGE))
-    unmatched = sum(1 for d in detections if all(iou(d, f.box) < NO_MATCH_IOU for f in image.faces))
+    unmatched = sum(1 for d in detections if all(d.iou(f.box) < NO_MATCH_IOU for f in image.faces))
     nonface = ~faces_area
     return ImageScore(masked, unmatched, len(detections), int((mask & nonface).sum()), int(nonface.sum()), detect_ms)
 
@@ -179,6 +173,12 @@ def evaluate(images: Iterable[AnnotatedImage], detect: Detect, margin: float) ->
         boxes = detect(rgb)
         report.add(score_image(image, boxes, margin, (time.perf_counter() - started) * 1000))
     return report
+
+
+def evaluate_strategy(images: Sequence[AnnotatedImage], strategy: Strategy, models_dir: Path, margin: float) -> Report:
+    """`evaluate` with the detector the worker builds for `strategy`."""
+    with ScanDetector(strategy, models_dir) as detector:
+        return evaluate(images, lambda rgb: [d.box for d in detector.detect(rgb)], margin)
 
 
 def format_table(reports: dict[str, Report]) -> str:

@@ -33,6 +33,7 @@ class ModelFile:
     name: str
     filename: str
     sha256: str
+    input_side: int  # the square input the network sees; MediaPipe letterboxes every image into it
 
 
 MODEL_FILES: dict[ModelKind, ModelFile] = {
@@ -41,12 +42,14 @@ MODEL_FILES: dict[ModelKind, ModelFile] = {
         "blazeface-full-range-sparse",
         "face_detection_full_range_sparse.tflite",
         "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+        192,
     ),
     ModelKind.SHORT_RANGE: ModelFile(
         ModelKind.SHORT_RANGE,
         "blazeface-short-range",
         "face_detection_short_range.tflite",
         "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+        128,
     ),
 }
 

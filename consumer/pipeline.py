@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 
 from consumer.config import Settings
 from consumer.decode import decode_image, to_rgb8
-from consumer.detect import FaceDetector
 from consumer.encode import EncodeQuality, encode_image
 from consumer.errors import ImageTooLarge
 from consumer.image_types import ImageFormat
 from consumer.mask import MaskSpec, mask_faces
+from consumer.scan import ScanDetector
 from schemas import (
     Face,
     FaceMetadataEvent,
@@ -53,7 +53,7 @@ class AnonymizedImage:
 class Anonymizer:
     """Runs the pipeline with one detector; not thread-safe (one per thread, like the detector)."""
 
-    def __init__(self, detector: FaceDetector, settings: Settings) -> None:
+    def __init__(self, detector: ScanDetector, settings: Settings) -> None:
         self.detector = detector
         self._defaults = MaskSpec(settings.mask_method, settings.mask_strength, settings.mask_margin)
         self._quality = EncodeQuality(jpeg=settings.jpeg_quality, webp=settings.webp_quality)

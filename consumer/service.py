@@ -10,7 +10,6 @@ from types import FrameType
 from consumer.breaker import CircuitBreaker
 from consumer.config import Guarantee, Settings
 from consumer.delivery import AtLeastOnce, Delivery, ExactlyOnce, Outputs
-from consumer.detect import FaceDetector
 from consumer.errors import SetupError
 from consumer.fetch import Fetcher, FetchPolicy
 from consumer.kafka_admin import missing_topics
@@ -19,6 +18,7 @@ from consumer.offsets import OffsetTracker
 from consumer.pipeline import Anonymizer
 from consumer.pool import ProcessingPool
 from consumer.process import RecordProcessor
+from consumer.scan import ScanDetector
 from consumer.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def stop_on_signals() -> threading.Event:
 
 def record_processor(settings: Settings) -> RecordProcessor:
     """A processor with its own detector and fetcher, for one processing thread."""
-    detector = FaceDetector(settings.model, settings.models_dir, settings.min_confidence)
+    detector = ScanDetector(settings.strategy, settings.models_dir)
     return RecordProcessor(settings, Anonymizer(detector, settings), Fetcher(fetch_policy(settings)))
 
 

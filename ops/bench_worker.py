@@ -35,11 +35,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from consumer.config import Settings  # noqa: E402
-from consumer.detect import FaceDetector  # noqa: E402
 from consumer.fetch import read_file  # noqa: E402
 from consumer.inputs import expand_images  # noqa: E402
 from consumer.kafka_admin import OutputReader, create_topics  # noqa: E402
 from consumer.pipeline import Anonymizer  # noqa: E402
+from consumer.scan import ScanDetector  # noqa: E402
 from consumer.submit import build_requests, submit  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -50,7 +50,7 @@ def _anonymize_one(path: Path) -> int:
     """Fetch-from-disk and anonymize one image with this thread's (or process's) own detector."""
     if not hasattr(_local, "anonymizer"):
         settings = Settings()
-        detector = FaceDetector(settings.model, settings.models_dir, settings.min_confidence)
+        detector = ScanDetector(settings.strategy, settings.models_dir)
         _local.anonymizer, _local.max_bytes = Anonymizer(detector, settings), settings.max_image_bytes
     return len(_local.anonymizer.anonymize(read_file(path, _local.max_bytes), None).data)
 

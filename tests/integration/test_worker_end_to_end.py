@@ -25,7 +25,7 @@ MAX_NOISE_OUTSIDE = 2.5
 
 
 def test_every_request_gets_one_masked_image_and_one_metadata_event(make_stack: MakeStack, tmp_path: Path) -> None:
-    stack = make_stack(partitions=3)
+    stack = make_stack(partitions=3, default_preset=True)
     photos = images_with_large_faces(6)
     no_faces = [SAMPLES / "chelsea.png", SAMPLES / "coffee.png"]
     rotated = tmp_path / "rotated-gps.jpg"
@@ -50,25 +50,30 @@ def test_every_request_gets_one_masked_image_and_one_metadata_event(make_stack: 
         assert headers["faceguard-face-count"] == str(event["total_count"]).encode()
         assert headers["content-type"] == event["image"]["content_type"].encode()
 
-    # Photos with faces: every reported face is a real one, and is masked; the rest is untouched.
+    # Photos with faces: every annotated face is found, every reported face is masked, the rest is
+    # untouched. (The default preset leans to recall: a reported face need not be an annotated one.)
     for photo, request_id in zip(photos, ids, strict=False):
         event = events[request_id]
         assert event["total_count"] >= 1, photo.path.name
         before = decode(photo.path.read_bytes())
         after = decode(outputs.masked[request_id][0].value or b"")
         assert after.shape == before.shape
+        for annotated in photo.faces:
+            assert any(iou(tuple(f["bbox"]), annotated) >= 0.3 for f in event["faces"]), (photo.path.name, annotated)
         for face in event["faces"]:
-            assert max(iou(tuple(face["bbox"]), a) for a in photo.faces) >= 0.2, (photo.path.name, face["bbox"])
             diff, detail_left = region_change(before, after, tuple(face["bbox"]))
             assert detail_left < MAX_DETAIL_LEFT, (photo.path.name, face["bbox"], detail_left)
             assert diff > 3, (photo.path.name, face["bbox"], diff)
         regions = [tuple(face["mask"]["region"]) for face in event["faces"]]
         assert outside_change(before, after, regions) < MAX_NOISE_OUTSIDE, photo.path.name
 
-    # Images without faces come back pixel for pixel (PNG is lossless).
+    # Images without people: nothing changes outside what was reported (PNG is lossless), and the coffee
+    # cup comes back pixel for pixel. (The default preset masks the cat's face: when in doubt, mask.)
     for path, request_id in zip(no_faces, ids[len(photos) :], strict=False):
-        assert events[request_id]["total_count"] == 0
-        assert np.array_equal(decode(path.read_bytes()), decode(outputs.masked[request_id][0].value or b""))
+        regions = [tuple(face["mask"]["region"]) for face in events[request_id]["faces"]]
+        after = decode(outputs.masked[request_id][0].value or b"")
+        assert outside_change(decode(path.read_bytes()), after, regions) == 0.0, path.name
+    assert events[ids[len(photos) + 1]]["total_count"] == 0
 
     # EXIF orientation 6 with GPS: masked upright, on the face, and no GPS (nor any EXIF) left.
     check_rotated_output(events[ids[-1]], outputs.masked[ids[-1]][0].value or b"", rotated, upright_size, tmp_path)
@@ -96,7 +101,7 @@ def check_rotated_output(
 
 
 def test_bad_records_are_dead_lettered_and_their_neighbours_processed(make_stack: MakeStack, tmp_path: Path) -> None:
-    stack = make_stack(partitions=1)  # one partition: the bad records sit between good ones
+    stack = make_stack(partitions=1, default_preset=True)  # one partition: the bad records sit between good ones
     not_an_image = tmp_path / "notes.jpg"
     not_an_image.write_text("these are not pixels")
     good = (SAMPLES / "astronaut.png").as_uri()

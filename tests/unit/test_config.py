@@ -7,24 +7,24 @@ import pytest
 from pydantic import SecretStr
 
 from consumer.config import Settings
-from consumer.model_files import ModelKind
+from consumer.strategy import Preset
 
 
 def test_environment_is_read_with_the_prefix_and_the_conventional_broker_variable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "b1:9092,b2:9092")
-    monkeypatch.setenv("FACEGUARD_MODEL", "short_range")
+    monkeypatch.setenv("FACEGUARD_PRESET", "thorough")
     monkeypatch.setenv("FACEGUARD_ALLOWED_ROOTS", f"{tmp_path}{os.pathsep}{tmp_path / 'x'}")
     settings = Settings()
     assert settings.kafka_bootstrap_servers == "b1:9092,b2:9092"
-    assert settings.model is ModelKind.SHORT_RANGE
+    assert settings.preset is Preset.THOROUGH
     assert settings.allowed_roots == [tmp_path.resolve(), (tmp_path / "x").resolve()]
 
 
-def test_the_default_model_is_full_range_and_no_file_root_is_open() -> None:
+def test_the_default_preset_is_balanced_and_no_file_root_is_open() -> None:
     settings = Settings()
-    assert settings.model is ModelKind.FULL_RANGE
+    assert settings.preset is Preset.BALANCED
     assert settings.allowed_roots == []
 
 

@@ -22,7 +22,7 @@ def test_both_models_find_the_astronaut_and_nothing_in_the_cat(kind: ModelKind) 
         assert iou(face.box.as_tuple(), ASTRONAUT_FACE) > 0.6
         assert face.score > 0.8
         assert detector.detect(to_rgb8(read_image(SAMPLES / "chelsea.png"))) == []
-        assert detector.info.name == MODEL_FILES[kind].name
+        assert detector.model.name == MODEL_FILES[kind].name
 
 
 def test_an_altered_model_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,72 @@
+"""The scanning detector: presets run their passes and find faces the whole-image pass misses."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from consumer.decode import to_rgb8
+from consumer.image_types import Box
+from consumer.model_files import DEFAULT_MODELS_DIR
+from consumer.scan import ScanDetector
+from consumer.strategy import PRESETS, Preset
+from tests.images import ASTRONAUT_FACE
+from tests.support import SAMPLES, read_image
+
+HEAD = (120, 20, 210, 210)  # x, y, w, h: the astronaut's head and some shoulder around ASTRONAUT_FACE
+SCALE = 0.4  # the face becomes about 41 px tall in a 1280 x 960 picture
+# Where the heads go; the second straddles tile borders of every pass.
+SPOTS = [(60, 80), (350, 330), (900, 120), (700, 700), (1100, 780)]
+
+
+def small_faces_picture() -> tuple[np.ndarray, list[Box]]:
+    """Five small astronaut heads on a textured background, and where their faces are."""
+    head = read_image(SAMPLES / "astronaut.png")[HEAD[1] : HEAD[1] + HEAD[3], HEAD[0] : HEAD[0] + HEAD[2]]
+    small = cv2.resize(head, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)
+    canvas = cv2.resize(read_image(SAMPLES / "coffee.png"), (1280, 960))
+    faces = []
+    for x, y in SPOTS:
+        canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+        fx, fy, fw, fh = ASTRONAUT_FACE
+        faces.append(
+            Box(
+                x + round((fx - HEAD[0]) * SCALE),
+                y + round((fy - HEAD[1]) * SCALE),
+                round(fw * SCALE),
+                round(fh * SCALE),
+            )
+        )
+    return to_rgb8(canvas), faces
+
+
+@pytest.fixture(scope="module")
+def picture() -> tuple[np.ndarray, list[Box]]:
+    return small_faces_picture()
+
+
+@pytest.mark.parametrize("preset", [Preset.BALANCED, Preset.THOROUGH])
+def test_tiled_presets_find_every_small_face_once(preset: Preset, picture: tuple[np.ndarray, list[Box]]) -> None:
+    rgb, faces = picture
+    with ScanDetector(PRESETS[preset], DEFAULT_MODELS_DIR) as detector:
+        found = detector.detect(rgb)
+    for face in faces:
+        matches = [d for d in found if d.box.iou(face) > 0.4]
+        assert len(matches) == 1, (face, found)
+    assert len(found) <= len(faces) + 1, found
+
+
+def test_the_whole_image_pass_alone_misses_them(picture: tuple[np.ndarray, list[Box]]) -> None:
+    rgb, faces = picture
+    with ScanDetector(PRESETS[Preset.FAST], DEFAULT_MODELS_DIR) as detector:
+        found = detector.detect(rgb)
+    assert sum(any(d.box.iou(face) > 0.4 for d in found) for face in faces) <= 1
+
+
+def test_the_model_info_names_the_preset_its_passes_and_both_models() -> None:
+    with ScanDetector(PRESETS[Preset.BALANCED], DEFAULT_MODELS_DIR) as detector:
+        info = detector.info
+    assert info.preset == "balanced"
+    assert info.name == "blazeface-full-range-sparse+blazeface-short-range"
+    assert info.passes == [p.describe() for p in PRESETS[Preset.BALANCED].passes]
+    assert info.min_confidence == 0.3

@@ -1,0 +1,49 @@
+"""Tile geometry and the merge of overlapping detections: pure logic."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+from consumer.image_types import Box, Detection
+from consumer.merge import suppress_overlaps
+from consumer.tiling import Window, tile_starts, to_source, windows
+
+
+@pytest.mark.parametrize("length", [1, 127, 128, 129, 200, 500, 1024, 1537])
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
+def test_windows_cover_the_image_inside_its_border_and_overlap_as_asked(length: int, overlap: float) -> None:
+    side = 128
+    starts = tile_starts(length, side, overlap)
+    covered = np.zeros(length, bool)
+    for start in starts:
+        assert start >= 0
+        assert start + side <= length or length < side
+        covered[start : start + side] = True
+    assert covered.all()
+    shared = [a + side - b for a, b in pairwise(starts)]
+    assert all(s >= round(side * overlap) for s in shared), shared
+
+
+def test_windows_cover_both_axes() -> None:
+    tiles = windows(300, 130, 128, 0.25)
+    assert {(w.x, w.y) for w in tiles} == {(x, y) for y in (0, 2) for x in (0, 96, 172)}
+
+
+def test_a_box_maps_back_to_source_pixels_rounded_outwards_and_clipped() -> None:
+    window = Window(x=96, y=10, side=128)
+    assert to_source(Box(4, 5, 10, 10), window, 0.5, 1000, 1000) == Box(200, 30, 20, 20)
+    # x: 97 / 0.3 = 323.3 rounds down, 100 / 0.3 = 333.3 up.
+    assert to_source(Box(1, 1, 3, 3), window, 0.3, 1000, 1000) == Box(323, 36, 11, 11)
+    assert to_source(Box(100, 100, 28, 28), window, 0.5, 400, 250) == Box(392, 220, 8, 30)
+
+
+def test_overlapping_detections_keep_the_best_and_distinct_faces_stay() -> None:
+    best = Detection(Box(10, 10, 40, 40), 0.9)
+    same_face = Detection(Box(14, 12, 40, 40), 0.6)
+    other_face = Detection(Box(100, 10, 40, 40), 0.4)
+    touching = Detection(Box(40, 10, 40, 40), 0.5)  # IoU 1/7 with the best: another face beside it
+    assert suppress_overlaps([same_face, other_face, best, touching], 0.3) == [best, touching, other_face]
+    assert suppress_overlaps([], 0.3) == []
