@@ -10,6 +10,7 @@ Raises NotAnImage when the header cannot be read.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from consumer.errors import NotAnImage
@@ -29,13 +30,7 @@ class ImageHeader:
 def read_header(data: bytes, image_format: ImageFormat) -> ImageHeader:
     """The dimensions and shape of `data`, already known to be `image_format`."""
     try:
-        readers = {
-            ImageFormat.JPEG: _jpeg,
-            ImageFormat.PNG: _png,
-            ImageFormat.BMP: _bmp,
-            ImageFormat.WEBP: _webp,
-        }
-        header = readers[image_format](data)
+        header = _READERS[image_format](data)
     except (struct.error, IndexError, ValueError) as exc:
         raise NotAnImage(
             f"the {image_format.value} header is truncated or corrupt: the image cannot be decoded"
@@ -104,3 +99,11 @@ def _webp(data: bytes) -> ImageHeader:
         width, height = struct.unpack("<HH", data[26:30])
         return ImageHeader(width & 0x3FFF, height & 0x3FFF)
     raise ValueError(f"unknown WebP chunk {chunk!r}")
+
+
+_READERS: dict[ImageFormat, Callable[[bytes], ImageHeader]] = {
+    ImageFormat.JPEG: _jpeg,
+    ImageFormat.PNG: _png,
+    ImageFormat.BMP: _bmp,
+    ImageFormat.WEBP: _webp,
+}
