@@ -231,6 +231,10 @@ class _Watchdog:
             raise _Hung from None
 
 
+# Fatal errors that mean another producer took this transactional id.
+FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+
+
 class TransactionalProducer:
     """Writes a batch's outputs and its consumed offsets in one transaction.
 
@@ -291,19 +295,44 @@ class TransactionalProducer:
             except _Hung:
                 self._check_deadline(deadline, "a transactional call hung")
                 log.error("a transactional call hung; replacing the producer (its transaction is aborted)")
-                self._producer = self._start_producer()
+                self._replace_producer(deadline)
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
                 if error.fatal():
-                    raise PublishError(
-                        f"transactional producer {self._settings.transactional_id} failed: {error.str()}"
-                        " (fenced: is another worker running with the same FACEGUARD_WORKER_ID?)"
-                    ) from exc
+                    self._fatal(error, deadline)
+                    continue
                 self._check_deadline(deadline, error.str())
                 log.warning("transaction failed; aborting it and trying again: %s", error.str())
                 if open_transaction:
                     self._abort(producer, deadline)
                 time.sleep(0.2)
+
+    def _fatal(self, error: KafkaError, deadline: float) -> None:
+        """After a fatal producer error: stop if fenced, else replace the producer.
+
+        Fatal but not fenced happens when the broker restarts mid-transaction (for
+        example INVALID_TXN_STATE on ending it); a new producer under the same id
+        aborts the open transaction, and the batch is written again.
+        """
+        if error.code() in FENCED:
+            raise PublishError(
+                f"transactional producer {self._settings.transactional_id} was fenced: {error.str()}"
+                " (is another worker running with the same FACEGUARD_WORKER_ID?)"
+            )
+        self._check_deadline(deadline, error.str())
+        log.error("transactional producer failed: %s; replacing it (its transaction is aborted)", error.str())
+        self._replace_producer(deadline)
+
+    def _replace_producer(self, deadline: float) -> None:
+        """A new producer under the same transactional id, retried until `deadline`."""
+        while True:
+            try:
+                self._producer = self._start_producer()
+                return
+            except SetupError as exc:
+                self._check_deadline(deadline, str(exc))
+                log.warning("%s; trying again", exc)
+                time.sleep(1.0)
 
     def _check_deadline(self, deadline: float, why: str) -> None:
         if time.monotonic() > deadline:
@@ -327,11 +356,14 @@ class TransactionalProducer:
                 return
             except _Hung:
                 log.error("aborting a transaction hung; replacing the producer")
-                self._producer = self._start_producer()
+                self._replace_producer(deadline)
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                if error.fatal() or not error.retriable() or time.monotonic() > deadline:
+                if error.fatal():
+                    self._fatal(error, deadline)
+                    return
+                if not error.retriable() or time.monotonic() > deadline:
                     raise PublishError(f"could not abort a failed transaction: {error.str()}") from exc
 
     def close(self) -> None:
