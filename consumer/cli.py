@@ -29,7 +29,7 @@ from consumer.strategy import PRESETS, Preset
 
 if TYPE_CHECKING:
     from consumer.dlq import DlqFilter
-from schemas import ErrorClass, MaskMethod, MaskOptions
+from schemas import ErrorClass, MaskMethod, MaskOptions, MaskShape
 
 log = logging.getLogger("faceguard")
 
@@ -147,12 +147,13 @@ def add_mask_arguments(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--strength", type=float, help="0 < strength <= 1")
     command.add_argument("--margin", type=float, help="share of the face box added on every side")
+    command.add_argument("--shape", type=MaskShape, choices=list(MaskShape), help="box (default) or ellipse")
 
 
 def mask_options(args: argparse.Namespace) -> MaskOptions | None:
-    if args.method is None and args.strength is None and args.margin is None:
+    if args.method is None and args.strength is None and args.margin is None and args.shape is None:
         return None
-    return MaskOptions(method=args.method, strength=args.strength, margin=args.margin)
+    return MaskOptions(method=args.method, strength=args.strength, margin=args.margin, shape=args.shape)
 
 
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:

@@ -16,9 +16,10 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from consumer.mask import MaskPolicy, MaskSpec
 from consumer.model_files import DEFAULT_MODELS_DIR
 from consumer.strategy import PRESETS, Preset, Strategy
-from schemas import MaskMethod
+from schemas import MaskMethod, MaskShape
 
 # librdkafka configuration: dotted keys to values.
 ClientConfig = dict[str, str | int | float | bool]
@@ -124,8 +125,11 @@ class Settings(BaseSettings):
     models_dir: Path = DEFAULT_MODELS_DIR
     preset: Preset = Preset.BALANCED
     mask_method: MaskMethod = MaskMethod.BLUR
-    mask_strength: float = Field(0.5, gt=0.0, le=1.0)
-    mask_margin: float = Field(0.2, ge=0.0, le=1.0)
+    mask_strength: float = Field(1.0, gt=0.0, le=1.0)
+    mask_margin: float = Field(0.35, ge=0.0, le=1.0)
+    mask_shape: MaskShape = MaskShape.BOX
+    # False: a request's mask options may strengthen the default mask but never weaken it.
+    mask_requests_may_weaken: bool = False
 
     @field_validator("allowed_roots", mode="before")
     @classmethod
@@ -144,6 +148,12 @@ class Settings(BaseSettings):
     def strategy(self) -> Strategy:
         """The detection passes of the configured preset."""
         return PRESETS[self.preset]
+
+    @property
+    def mask_policy(self) -> MaskPolicy:
+        """The default mask and how far requests may change it."""
+        defaults = MaskSpec(self.mask_method, self.mask_strength, self.mask_margin, self.mask_shape)
+        return MaskPolicy(defaults, self.mask_requests_may_weaken)
 
     @property
     def retry_topics(self) -> list[str]:

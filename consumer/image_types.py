@@ -63,11 +63,14 @@ class Box:
         x1, y1 = min(width, self.x + self.w), min(height, self.y + self.h)
         return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
-    def iou(self, other: Box) -> float:
-        """Intersection over union of the two boxes (0 when either is empty)."""
+    def intersection_area(self, other: Box) -> int:
         x0, y0 = max(self.x, other.x), max(self.y, other.y)
         x1, y1 = min(self.x + self.w, other.x + other.w), min(self.y + self.h, other.y + other.h)
-        inter = max(0, x1 - x0) * max(0, y1 - y0)
+        return max(0, x1 - x0) * max(0, y1 - y0)
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union of the two boxes (0 when either is empty)."""
+        inter = self.intersection_area(other)
         union = self.w * self.h + other.w * other.h - inter
         return inter / union if union > 0 else 0.0
 

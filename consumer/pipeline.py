@@ -17,7 +17,7 @@ from consumer.decode import decode_image, to_rgb8
 from consumer.encode import EncodeQuality, encode_image
 from consumer.errors import ImageTooLarge
 from consumer.image_types import ImageFormat
-from consumer.mask import MaskSpec, mask_faces
+from consumer.mask import mask_faces
 from consumer.scan import ScanDetector
 from schemas import (
     Face,
@@ -55,7 +55,7 @@ class Anonymizer:
 
     def __init__(self, detector: ScanDetector, settings: Settings) -> None:
         self.detector = detector
-        self._defaults = MaskSpec(settings.mask_method, settings.mask_strength, settings.mask_margin)
+        self._masks = settings.mask_policy
         self._quality = EncodeQuality(jpeg=settings.jpeg_quality, webp=settings.webp_quality)
         self._max_pixels = settings.max_image_pixels
         self._max_output_bytes = settings.max_image_bytes
@@ -72,7 +72,7 @@ class Anonymizer:
         detections = self.detector.detect(to_rgb8(image.pixels))
         detect_ms = clock.lap()
         pixels = image.pixels.copy()
-        applied = mask_faces(pixels, detections, self._defaults.with_overrides(options))
+        applied = mask_faces(pixels, detections, self._masks.resolve(options))
         mask_ms = clock.lap()
         output = encode_image(pixels, image.format, self._quality)
         encode_ms = clock.lap()

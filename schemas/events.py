@@ -47,6 +47,13 @@ class MaskMethod(StrEnum):
     FILL = "fill"
 
 
+class MaskShape(StrEnum):
+    """The shape masked inside the grown face box."""
+
+    BOX = "box"
+    ELLIPSE = "ellipse"
+
+
 class MaskOptions(Contract):
     """Per-request masking options; omitted fields take the worker's defaults."""
 
@@ -56,12 +63,28 @@ class MaskOptions(Contract):
         gt=0.0,
         le=1.0,
         description=(
-            "Share of the masked region's long side used as the blur kernel, or as four times "
-            "the pixel block size when pixelating; ignored by fill. 1.0 is the strongest."
+            "Share of the masked region's long side used as the blur kernel, or as twice the "
+            "pixel block side when pixelating (1.0: two blocks across); ignored by fill. 1.0 is the "
+            "strongest. Unless the worker allows requests to weaken masks, a value below the "
+            "worker's default is raised to it."
         ),
     )
     margin: float | None = Field(
-        None, ge=0.0, le=1.0, description="Share of the face box added on every side before masking."
+        None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of the face box added on every side before masking. Unless the worker allows "
+            "requests to weaken masks, a value below the worker's default is raised to it."
+        ),
+    )
+    shape: MaskShape | None = Field(
+        None,
+        description=(
+            "box (default) or ellipse inside the grown box. An ellipse leaves the corners, and more "
+            "of the head, visible; unless the worker allows requests to weaken masks, it is used only "
+            "when it is the worker's default."
+        ),
     )
 
 
@@ -94,6 +117,7 @@ class AppliedMask(Contract):
 
     method: MaskMethod
     strength: float = Field(description="Strength used (see MaskOptions.strength); 1.0 for fill.")
+    shape: MaskShape = Field(MaskShape.BOX, description="Shape masked inside the region.")
     region: tuple[int, int, int, int] = Field(
         description="Masked rectangle [x, y, w, h]: the face box grown by the margin, clipped to the image."
     )

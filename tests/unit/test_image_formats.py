@@ -10,9 +10,10 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, IptcImagePlugin, PngImagePlugin
 
 from consumer.decode import decode_image, to_rgb8
+from consumer.encode import EncodeQuality, encode_image
 from consumer.errors import ImageTooLarge, NotAnImage, UnsupportedImage
 from tests.support import SAMPLES
 
@@ -94,15 +95,15 @@ def test_empty_files_and_bare_signatures_are_refused(data: bytes) -> None:
         decode_image(data, 10**8)
 
 
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def png_bomb(side: int) -> bytes:
     """A valid gray PNG of side x side black pixels: a few hundred kilobytes, side**2 bytes decoded."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
     rows = zlib.compress(b"\x00" * ((side + 1) * side), 9)
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", rows) + png_chunk(b"IEND", b"")
 
 
 def test_a_decompression_bomb_is_refused_from_its_header_before_any_pixel_is_decoded() -> None:
@@ -113,3 +114,57 @@ def test_a_decompression_bomb_is_refused_from_its_header_before_any_pixel_is_dec
         decode_image(bomb, 100_000_000)
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
     assert grown_kib < 100_000, f"peak memory grew {grown_kib} KiB"
+
+
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><exif:GPSLatitude>48,51.4N</exif:GPSLatitude></rdf:RDF></x:xmpmeta>'
+)
+IPTC = b"8BIM\x04\x04\x00\x00\x00\x00\x00\x0b\x1c\x02\x5a\x00\x05Paris\x00"  # City record of IPTC-IIM
+GPS_IFD = 0x8825
+
+
+def with_location_metadata(image_format: str) -> bytes:
+    """A small image carrying EXIF with GPS, XMP with a GPS position and (JPEG) an IPTC city."""
+    exif = Image.Exif()
+    exif.get_ifd(GPS_IFD)[2] = (48.0, 51.0, 24.0)  # GPSLatitude
+    out = io.BytesIO()
+    if image_format == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", XMP.decode())
+        upright().save(out, image_format, pnginfo=info)
+    else:
+        upright().save(out, image_format, exif=exif, xmp=XMP)
+    data = out.getvalue()
+    if image_format == "PNG":  # Pillow writes no eXIf chunk next to pnginfo: add one after IHDR
+        ihdr_end = 8 + 4 + 4 + 13 + 4
+        exif_chunk = png_chunk(b"eXIf", exif.tobytes().removeprefix(b"Exif\x00\x00"))
+        data = data[:ihdr_end] + exif_chunk + data[ihdr_end:]
+    if image_format == "JPEG":  # Pillow writes no IPTC: add an APP13 segment after SOI
+        app13 = b"Photoshop 3.0\x00" + IPTC
+        data = data[:2] + b"\xff\xed" + struct.pack(">H", len(app13) + 2) + app13 + data[2:]
+    return data
+
+
+def metadata_of(data: bytes) -> dict[str, object]:
+    """What a reader finds: GPS tags, XMP and IPTC (empty values when absent)."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return {
+            "gps": dict(image.getexif().get_ifd(GPS_IFD)),
+            "xmp": image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or b"",
+            "iptc": IptcImagePlugin.getiptcinfo(image) if image.format == "JPEG" else None,
+            "raw": [m for m in (b"GPSLatitude", b"Photoshop 3.0", b"8BIM", b"Paris") if m in data],
+        }
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
+def test_exif_xmp_and_iptc_metadata_do_not_reach_the_output(image_format: str) -> None:
+    data = with_location_metadata(image_format)
+    before = metadata_of(data)
+    assert before["gps"]
+    assert before["xmp"]
+    assert before["raw"]
+    assert before["iptc"] or image_format != "JPEG"
+    decoded = decode_image(data, 10**8)
+    output = encode_image(decoded.pixels, decoded.format, EncodeQuality())
+    assert metadata_of(output) == {"gps": {}, "xmp": b"", "iptc": None, "raw": []}

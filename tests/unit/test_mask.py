@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from consumer.image_types import Box, Detection
-from consumer.mask import MaskSpec, mask_faces
-from schemas import MaskMethod, MaskOptions
+from consumer.mask import MaskPolicy, MaskSpec, mask_faces
+from schemas import MaskMethod, MaskOptions, MaskShape
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, read_image, region_change
 
@@ -27,8 +27,8 @@ def test_each_method_destroys_the_face_and_leaves_the_rest(method: MaskMethod) -
     assert diff > 10
     if method is MaskMethod.PIXELATE:
         colours = np.unique(after[y : y + h, x : x + w].reshape(-1, 3), axis=0)
-        assert applied.kernel_px == 19
-        assert len(colours) <= (w // applied.kernel_px + 1) ** 2
+        assert applied.kernel_px == 37  # four blocks across at strength 0.5
+        assert len(colours) <= 16
     else:
         assert detail_left < 0.2
     outside = np.ones(before.shape[:2], bool)
@@ -67,10 +67,38 @@ def test_fill_keeps_alpha_and_works_on_gray_and_16_bit() -> None:
     assert not np.array_equal(before[10:40, 10:40], gray16[10:40, 10:40])
 
 
-def test_request_options_override_the_defaults_field_by_field() -> None:
-    defaults = MaskSpec(MaskMethod.BLUR, 0.5, 0.2)
-    assert defaults.with_overrides(None) == defaults
-    assert defaults.with_overrides(MaskOptions(strength=0.9)) == MaskSpec(MaskMethod.BLUR, 0.9, 0.2)
-    assert defaults.with_overrides(MaskOptions(method=MaskMethod.FILL, margin=0.0)) == MaskSpec(
-        MaskMethod.FILL, 0.5, 0.0
-    )
+def test_pixelation_at_full_strength_leaves_two_blocks_across() -> None:
+    image = astronaut()
+    [applied] = mask_faces(image, [Detection(FACE, 0.9)], MaskSpec(MaskMethod.PIXELATE, 1.0, 0.2))
+    x, y, w, h = applied.region
+    assert len(np.unique(image[y : y + h, x : x + w].reshape(-1, 3), axis=0)) <= 4
+
+
+def test_an_ellipse_masks_inside_the_region_and_keeps_its_corners() -> None:
+    before = astronaut()
+    after = before.copy()
+    [applied] = mask_faces(after, [Detection(FACE, 0.9)], MaskSpec(MaskMethod.FILL, 1.0, 0.2, MaskShape.ELLIPSE))
+    x, y, w, h = applied.region
+    assert applied.shape is MaskShape.ELLIPSE
+    region_before, region_after = before[y : y + h, x : x + w], after[y : y + h, x : x + w]
+    assert (region_after[h // 2, :] == 0).all()
+    assert (region_after[:, w // 2] == 0).all()
+    for corner in (np.s_[:8, :8], np.s_[:8, -8:], np.s_[-8:, :8], np.s_[-8:, -8:]):
+        assert np.array_equal(region_after[corner], region_before[corner])
+    filled = (region_after == 0).all(axis=2).mean()
+    assert abs(filled - np.pi / 4) < 0.03
+
+
+def test_request_options_may_strengthen_the_default_mask_but_not_weaken_it() -> None:
+    policy = MaskPolicy(MaskSpec(MaskMethod.BLUR, 0.6, 0.35))
+    assert policy.resolve(None) == policy.defaults
+    assert policy.resolve(MaskOptions(strength=0.9, margin=0.5)) == MaskSpec(MaskMethod.BLUR, 0.9, 0.5)
+    weaker = MaskOptions(method=MaskMethod.PIXELATE, strength=0.1, margin=0.0, shape=MaskShape.ELLIPSE)
+    assert policy.resolve(weaker) == MaskSpec(MaskMethod.PIXELATE, 0.6, 0.35, MaskShape.BOX)
+
+
+def test_a_worker_that_allows_it_applies_weaker_request_options() -> None:
+    policy = MaskPolicy(MaskSpec(MaskMethod.BLUR, 0.6, 0.35), requests_may_weaken=True)
+    weaker = MaskOptions(strength=0.1, margin=0.0, shape=MaskShape.ELLIPSE)
+    assert policy.resolve(weaker) == MaskSpec(MaskMethod.BLUR, 0.1, 0.0, MaskShape.ELLIPSE)
+    assert policy.resolve(MaskOptions(method=MaskMethod.FILL)) == MaskSpec(MaskMethod.FILL, 0.6, 0.35)

@@ -1,0 +1,93 @@
+"""Residual detectability: after masking, MediaPipe at its most sensitive finds no more
+faces inside the masked regions than it finds inside solid black boxes.
+
+The detector is the thorough preset with every pass at score 0.3. At that setting
+BlazeFace also fires on some plain black squares, so "no face at all" cannot be
+the bar; a solid fill carries no information about the face, which makes it the
+reference a mask has to match. A detection counts as inside a region when at
+least 90 % of its box lies in it (detections of the whole blurred head with its
+shoulders, larger than the region, are not a face left in the masked pixels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from consumer.config import Settings
+from consumer.decode import to_rgb8
+from consumer.evaluate import AnnotatedImage, load_annotations
+from consumer.image_types import Box, Detection
+from consumer.mask import MaskSpec, mask_faces
+from consumer.model_files import DEFAULT_MODELS_DIR
+from consumer.scan import ScanDetector
+from consumer.strategy import PRESETS, Preset, Strategy
+from schemas import MaskMethod
+from tests.support import FACES, read_image
+
+SENSITIVE_SCORE = 0.3
+INSIDE = 0.9
+PHOTOS = 60  # 358 masked regions; on fewer, a handful of detections decides
+
+
+def photos_with_large_faces() -> list[AnnotatedImage]:
+    images = load_annotations(FACES / "annotations.jsonl", "wider-val")
+    return [i for i in images if any(f.box.h >= 48 and not f.invalid for f in i.faces)][:PHOTOS]
+
+
+@pytest.fixture(scope="module")
+def sensitive() -> Iterator[ScanDetector]:
+    thorough = PRESETS[Preset.THOROUGH]
+    passes = tuple(dataclasses.replace(p, min_score=SENSITIVE_SCORE) for p in thorough.passes)
+    with ScanDetector(Strategy(Preset.THOROUGH, passes), DEFAULT_MODELS_DIR) as detector:
+        yield detector
+
+
+@pytest.fixture(scope="module")
+def detected() -> list[tuple[np.ndarray, list[Detection]]]:
+    """The photos and what the default preset finds in them."""
+    with ScanDetector(Settings().strategy, DEFAULT_MODELS_DIR) as detector:
+        photos = [to_rgb8(read_image(image.path)) for image in photos_with_large_faces()]
+        return [(rgb, detector.detect(rgb)) for rgb in photos]
+
+
+def faces_left_in_masks(
+    detected: list[tuple[np.ndarray, list[Detection]]], spec: MaskSpec, sensitive: ScanDetector
+) -> int:
+    """Detections in the masked photos lying at least INSIDE within one masked region."""
+    found = 0
+    for rgb, detections in detected:
+        masked = rgb.copy()
+        regions = [Box(*applied.region) for applied in mask_faces(masked, detections, spec)]
+        for detection in sensitive.detect(masked):
+            box = detection.box
+            found += any(box.intersection_area(r) >= INSIDE * box.w * box.h for r in regions)
+    return found
+
+
+@pytest.fixture(scope="module")
+def fill_reference(detected: list[tuple[np.ndarray, list[Detection]]], sensitive: ScanDetector) -> int:
+    defaults = Settings().mask_policy.defaults
+    return faces_left_in_masks(detected, dataclasses.replace(defaults, method=MaskMethod.FILL), sensitive)
+
+
+@pytest.mark.parametrize("method", [MaskMethod.BLUR, MaskMethod.PIXELATE])
+def test_default_masks_leave_no_more_faces_than_a_solid_fill(
+    method: MaskMethod,
+    detected: list[tuple[np.ndarray, list[Detection]]],
+    sensitive: ScanDetector,
+    fill_reference: int,
+) -> None:
+    assert sum(len(d) for _, d in detected) >= 300
+    spec = dataclasses.replace(Settings().mask_policy.defaults, method=method)
+    assert faces_left_in_masks(detected, spec, sensitive) <= fill_reference
+
+
+def test_a_light_blur_leaves_faces_the_check_finds(
+    detected: list[tuple[np.ndarray, list[Detection]]], sensitive: ScanDetector, fill_reference: int
+) -> None:
+    light = MaskSpec(MaskMethod.BLUR, strength=0.1, margin=0.0)
+    assert faces_left_in_masks(detected[:16], light, sensitive) >= fill_reference + 10
