@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from consumer.config import Settings
 from consumer.errors import RecordFailure
-from consumer.fetch import read_file
+from consumer.file_source import read_file
 from consumer.inputs import expand_images
 from consumer.pipeline import Anonymizer, Stopwatch, metadata_event
 from consumer.scan import ScanDetector

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from consumer.address_policy import AddressPolicy, parse_networks
 from consumer.mask import MaskPolicy, MaskSpec
 from consumer.model_files import DEFAULT_MODELS_DIR
 from consumer.strategy import PRESETS, Preset, Strategy
@@ -115,11 +116,46 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Folders file:// references may point into (os.pathsep- or comma-separated). Empty: none.",
     )
-    fetch_timeout_s: float = Field(15.0, gt=0)
+    fetch_connect_timeout_s: float = Field(5.0, gt=0, description="Connecting to an HTTP source.")
+    fetch_read_timeout_s: float = Field(10.0, gt=0, description="Longest wait for the next bytes of a response.")
+    fetch_timeout_s: float = Field(30.0, gt=0, description="Whole fetch, redirects and body included.")
+    fetch_max_redirects: int = Field(5, ge=0)
+    fetch_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs HTTP references may reach although not public (comma-separated), e.g. 10.1.0.0/16.",
+    )
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host names HTTP references may reach whatever they resolve to."
+    )
+    fetch_allowed_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Ports HTTP references may use; empty: any."
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FACEGUARD_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        description="S3-compatible endpoint (MinIO, Ceph, R2); unset: AWS. Credentials: the AWS SDK chain.",
+    )
+    s3_region: str | None = Field(None, validation_alias=AliasChoices("FACEGUARD_S3_REGION", "AWS_REGION"))
+    s3_path_style: bool = Field(
+        False, description="Address buckets as endpoint/bucket/key (most S3-compatible stores)."
+    )
+    s3_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Buckets s3:// references may read; empty: any the credentials can."
+    )
     max_image_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(100_000_000, ge=1)
     jpeg_quality: int = Field(92, ge=1, le=100)
     webp_quality: int = Field(90, ge=1, le=100)
+
+    # Where masked images go (claim check).
+    inline_max_bytes: int = Field(
+        900 * 1024, ge=1024, description="Masked images up to this size go inline in the masked-images record."
+    )
+    output_store: str | None = Field(
+        None,
+        description="s3://bucket/prefix or file:///folder for masked images over inline_max_bytes; unset: none.",
+    )
+    output_store_always: bool = Field(False, description="Store every masked image, inline none.")
 
     # Detection and masking.
     models_dir: Path = DEFAULT_MODELS_DIR
@@ -139,6 +175,24 @@ class Settings(BaseSettings):
             return [Path(str(p)).expanduser().resolve() for p in value]
         return value
 
+    @field_validator("fetch_allow_networks", "fetch_allow_hosts", "fetch_allowed_ports", "s3_buckets", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
+
+    @field_validator("output_store")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("s3://", "file:///")):
+            raise ValueError("output_store must be s3://bucket[/prefix] or file:///absolute/folder")
+        return value or None
+
     @field_validator("retry_delays_s", mode="before")
     @classmethod
     def _split_delays(cls, value: object) -> object:
@@ -154,6 +208,14 @@ class Settings(BaseSettings):
         """The default mask and how far requests may change it."""
         defaults = MaskSpec(self.mask_method, self.mask_strength, self.mask_margin, self.mask_shape)
         return MaskPolicy(defaults, self.mask_requests_may_weaken)
+
+    @property
+    def address_policy(self) -> AddressPolicy:
+        return AddressPolicy(
+            allow_networks=parse_networks(self.fetch_allow_networks),
+            allow_hosts=frozenset(h.lower() for h in self.fetch_allow_hosts),
+            allowed_ports=frozenset(self.fetch_allowed_ports),
+        )
 
     @property
     def retry_topics(self) -> list[str]:
@@ -175,8 +237,8 @@ class Settings(BaseSettings):
 
     @property
     def max_record_bytes(self) -> int:
-        """Largest record the producer may send: an image plus room for headers."""
-        return self.max_image_bytes + 64 * 1024
+        """Largest record the producer may send: an inline image plus room for headers."""
+        return self.inline_max_bytes + 64 * 1024
 
     def kafka_client_config(self) -> ClientConfig:
         """Connection settings shared by every client, as librdkafka keys."""

@@ -3,13 +3,16 @@
     FaceguardError
     ├── InvalidInput          -> dead-letter at once, commit, keep going (retrying cannot help)
     │   ├── InvalidRequest        bad JSON or a request that breaks the contract
-    │   ├── UnsupportedReference  unknown scheme, or a file outside the allowed roots
-    │   ├── SourceNotFound        missing file, HTTP 404/410
+    │   ├── UnsupportedReference  unknown scheme, userinfo in a URL, a file outside the allowed roots
+    │   ├── ForbiddenAddress      a host resolving to a loopback, private, link-local or metadata
+    │   │                         address, or a port outside the allowlist (SSRF guard)
+    │   ├── SourceNotFound        missing file or object, HTTP 404/410, access denied
     │   ├── NotAnImage            bytes that are not a JPEG, PNG, BMP or WebP we can decode (or cut short)
     │   ├── UnsupportedImage      an image we read but do not mask: animated PNG or WebP
     │   └── ImageTooLarge         over the byte or pixel limit (pixels read from the header)
     ├── TransientFailure      -> may pass later: dead-lettered with retryable=true for redrive
-    │   └── SourceUnavailable     fetch timeout, connection refused, HTTP 5xx/429
+    │   ├── SourceUnavailable     fetch timeout, connection refused, HTTP 5xx/429, S3 throttling
+    │   └── OutputStoreUnavailable  the masked image could not be written to the output store
     ├── SetupError            -> refuse to start (missing or altered model, bad configuration)
     └── PublishError          -> stop the worker; uncommitted records are consumed again
 
@@ -46,6 +49,10 @@ class UnsupportedReference(InvalidInput):
     error_class = ErrorClass.UNSUPPORTED_REFERENCE
 
 
+class ForbiddenAddress(InvalidInput):
+    error_class = ErrorClass.FORBIDDEN_ADDRESS
+
+
 class SourceNotFound(InvalidInput):
     error_class = ErrorClass.SOURCE_NOT_FOUND
 
@@ -70,6 +77,10 @@ class TransientFailure(RecordFailure):
 
 class SourceUnavailable(TransientFailure):
     error_class = ErrorClass.SOURCE_UNAVAILABLE
+
+
+class OutputStoreUnavailable(TransientFailure):
+    error_class = ErrorClass.OUTPUT_STORE_UNAVAILABLE
 
 
 class SetupError(FaceguardError):

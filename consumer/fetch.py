@@ -1,111 +1,98 @@
 """Fetch stage: an image reference in, its bytes out.
 
-`file://` references must resolve (symlinks followed) inside one of the allowed
-roots; `http://` and `https://` are read with a deadline and a streamed size limit.
-Failures are translated here, once, into Faceguard's error types.
+    s3://bucket/key     the object store (`consumer/s3.py`), buckets optionally allowlisted
+    http(s)://...       public addresses only, unless allowlisted (`consumer/http_source.py`)
+    file:///path        under the allowed roots only (`consumer/file_source.py`)
+
+Whatever the source, the bytes are checked against the content type it declared:
+an HTML error page served with status 200, or a PNG labelled image/jpeg, is not
+passed on as an image.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-import httpx
+from consumer.address_policy import AddressPolicy
+from consumer.decode import sniff_format
+from consumer.errors import NotAnImage, UnsupportedReference
+from consumer.file_source import local_path, read_file
+from consumer.http_source import HttpLimits, HttpSource, redact
+from consumer.s3 import S3Options, parse_s3_uri, read_object, s3_client
 
-from consumer.errors import ImageTooLarge, SourceNotFound, SourceUnavailable, UnsupportedReference
-
-MAX_REDIRECTS = 5
-RETRYABLE_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Declared types that say nothing about the bytes; anything else must match them.
+UNTYPED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+SAME_TYPES = ({"image/jpg", "image/jpeg"}, {"image/pjpeg", "image/jpeg"}, {"image/x-ms-bmp", "image/bmp"})
 
 
 @dataclass(frozen=True)
 class FetchPolicy:
     allowed_roots: tuple[Path, ...]
-    timeout_s: float
-    max_bytes: int
+    http: HttpLimits
+    addresses: AddressPolicy
+    s3: S3Options
+    s3_buckets: frozenset[str]  # empty: any
+
+    @property
+    def max_bytes(self) -> int:
+        return self.http.max_bytes
 
 
 class Fetcher:
-    """Reads image bytes for references; holds one pooled HTTP client. Close it when done."""
+    """Reads image bytes for references; holds one pooled HTTP client and one S3 client. Close it when done."""
 
     def __init__(self, policy: FetchPolicy) -> None:
         self._policy = policy
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(policy.timeout_s), follow_redirects=True, max_redirects=MAX_REDIRECTS
-        )
+        self._http = HttpSource(policy.addresses, policy.http)
+        self._s3 = s3_client(policy.s3)
 
     def close(self) -> None:
         self._http.close()
+        self._s3.close()
 
     def fetch(self, ref: str) -> bytes:
         """The bytes `ref` points at.
 
-        Raises UnsupportedReference, SourceNotFound, ImageTooLarge (dead-letter) or
-        SourceUnavailable (may pass later).
+        Raises InvalidInput subclasses (dead-letter at once) or SourceUnavailable (may pass later).
         """
         scheme = urlsplit(ref).scheme.lower()
         if scheme == "file":
             return read_file(local_path(ref, self._policy.allowed_roots), self._policy.max_bytes)
         if scheme in ("http", "https"):
-            return self._read_http(ref)
-        raise UnsupportedReference(f"scheme {scheme or '(none)'!r} is not supported; use file://, http:// or https://")
-
-    def _read_http(self, url: str) -> bytes:
-        try:
-            with self._http.stream("GET", url) as response:
-                if response.status_code in (404, 410):
-                    raise SourceNotFound(f"HTTP {response.status_code} for {redact(url)}")
-                if response.status_code in RETRYABLE_HTTP:
-                    raise SourceUnavailable(f"HTTP {response.status_code} for {redact(url)}")
-                if response.status_code >= 400:
-                    raise SourceNotFound(f"HTTP {response.status_code} for {redact(url)}")
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body.extend(chunk)
-                    if len(body) > self._policy.max_bytes:
-                        raise ImageTooLarge(f"{redact(url)} is larger than {self._policy.max_bytes} bytes")
-                return bytes(body)
-        except httpx.TooManyRedirects as exc:
-            raise UnsupportedReference(f"more than {MAX_REDIRECTS} redirects from {redact(url)}") from exc
-        except httpx.InvalidURL as exc:
-            raise UnsupportedReference(f"invalid URL: {exc}") from exc
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise SourceUnavailable(f"{type(exc).__name__} fetching {redact(url)}") from exc
+            fetched = self._http.fetch(ref)
+            check_content_type(fetched.content_type, fetched.data, redact(ref))
+            return fetched.data
+        if scheme == "s3":
+            location = parse_s3_uri(ref)
+            buckets = self._policy.s3_buckets
+            if buckets and location.bucket not in buckets:
+                raise UnsupportedReference(
+                    f"bucket {location.bucket!r} is not in the allowed buckets (FACEGUARD_S3_BUCKETS)"
+                )
+            data, content_type = read_object(self._s3, location, self._policy.max_bytes)
+            check_content_type(content_type, data, location.uri)
+            return data
+        raise UnsupportedReference(f"scheme {scheme or '(none)'!r} is not supported; use s3://, http(s):// or file://")
 
 
-def redact(url: str) -> str:
-    """`url` without userinfo, query or fragment, which may hold credentials or signatures."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+def check_content_type(declared: str | None, data: bytes, where: str) -> None:
+    """Raise NotAnImage when the declared type contradicts the bytes."""
+    media_type = (declared or "").split(";")[0].strip().lower()
+    if media_type in UNTYPED:
+        return
+    if not media_type.startswith("image/"):
+        raise NotAnImage(f"{where} was served as {media_type}, not as an image")
+    found = sniff_format(data)
+    if found.content_type != media_type and not _aliases(media_type, found.content_type):
+        raise NotAnImage(f"{where} was served as {media_type} but holds {found.content_type}")
 
 
-def local_path(ref: str, allowed_roots: tuple[Path, ...]) -> Path:
-    """The real path of a file:// reference, checked to lie inside an allowed root."""
-    parts = urlsplit(ref)
-    if parts.netloc not in ("", "localhost"):
-        raise UnsupportedReference(f"file:// references must be local, not on host {parts.netloc!r}")
-    path = Path(unquote(parts.path))
-    if not path.is_absolute():
-        raise UnsupportedReference("file:// references must hold an absolute path")
-    real = path.resolve()
-    if not any(real.is_relative_to(root) for root in allowed_roots):
-        roots = ", ".join(str(r) for r in allowed_roots) or "none configured (FACEGUARD_ALLOWED_ROOTS)"
-        raise UnsupportedReference(f"{path} is outside the allowed roots: {roots}")
-    return real
-
-
-def read_file(path: Path, max_bytes: int) -> bytes:
-    try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise SourceNotFound(f"{path} is not a regular file")
-        if size > max_bytes:
-            raise ImageTooLarge(f"{path} has {size} bytes, more than the limit of {max_bytes}")
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise SourceNotFound(f"{path} does not exist") from exc
-    except PermissionError as exc:
-        raise SourceNotFound(f"{path} is not readable by the worker") from exc
+def _aliases(declared: str, actual: str) -> bool:
+    """Spellings of the same type seen in the wild."""
+    return {declared, actual} in (
+        {"image/jpg", "image/jpeg"},
+        {"image/pjpeg", "image/jpeg"},
+        {"image/x-ms-bmp", "image/bmp"},
+    )

@@ -19,7 +19,13 @@ from consumer.errors import RecordFailure
 from consumer.pipeline import AnonymizedImage
 from consumer.records import OutgoingRecord, Record, to_headers
 from consumer.retry import History, RetryRoute, now_utc
-from schemas import DeadLetterHeaders, FaceMetadataEvent, MaskedImageHeaders, RetryHeaders
+from schemas import (
+    STORED_IMAGE_CONTENT_TYPE,
+    DeadLetterHeaders,
+    FaceMetadataEvent,
+    MaskedImageHeaders,
+    RetryHeaders,
+)
 
 MAX_REASON_CHARS = 1000
 
@@ -35,15 +41,22 @@ class FailedRecord:
 
 
 def success_records(settings: Settings, result: AnonymizedImage, event: FaceMetadataEvent) -> list[OutgoingRecord]:
-    """The masked-image record and the metadata record for one request, both keyed by its id."""
+    """The masked-image record and the metadata record for one request, both keyed by its id.
+
+    The masked-image record holds the image, or the `StoredImage` the claim check wrote.
+    """
     key = event.request_id.encode()
+    if event.output is None:
+        value, content_type = result.data, result.format.content_type
+    else:
+        value, content_type = event.output.model_dump_json().encode(), STORED_IMAGE_CONTENT_TYPE
     headers = MaskedImageHeaders(
-        content_type=result.format.content_type,
+        content_type=content_type,
         faceguard_request_id=event.request_id,
         faceguard_face_count=event.total_count,
     )
     return [
-        OutgoingRecord(settings.topic_masked, key, result.data, to_headers(headers)),
+        OutgoingRecord(settings.topic_masked, key, value, to_headers(headers)),
         OutgoingRecord(
             settings.topic_metadata,
             key,

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
+from consumer.claim_check import ClaimCheck
 from consumer.config import Settings
 from consumer.errors import InvalidRequest, RecordFailure
 from consumer.fetch import Fetcher
@@ -52,10 +53,11 @@ class Outcome:
 class RecordProcessor:
     """Processes records one at a time on one thread."""
 
-    def __init__(self, settings: Settings, anonymizer: Anonymizer, fetcher: Fetcher) -> None:
+    def __init__(self, settings: Settings, anonymizer: Anonymizer, fetcher: Fetcher, claim_check: ClaimCheck) -> None:
         self._settings = settings
         self._anonymizer = anonymizer
         self._fetcher = fetcher
+        self._claim_check = claim_check
 
     def process(self, record: Record) -> Outcome:
         """The outcome of one record. Raises only on a bug."""
@@ -65,18 +67,21 @@ class RecordProcessor:
             clock = Stopwatch()
             data = self._fetcher.fetch(request.image_ref)
             result = self._anonymizer.anonymize(data, request.mask, fetch_ms=clock.lap())
+            stored = self._claim_check.place(request.request_id, result)
         except RecordFailure as failure:
             return self._failed(record, failure, None if request is None else request.request_id)
         source = SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
         event = metadata_event(request, result, self._anonymizer.detector.info, self._settings.worker_id, source)
+        event = event.model_copy(update={"output": stored})
         log.info(
-            "masked request=%s topic=%s partition=%d offset=%d faces=%d ms=%.1f",
+            "masked request=%s topic=%s partition=%d offset=%d faces=%d ms=%.1f stored=%s",
             request.request_id,
             record.topic,
             record.partition,
             record.offset,
             event.total_count,
             event.processing_time_ms,
+            stored is not None,
         )
         kind = OutcomeKind.MASKED if event.total_count else OutcomeKind.NO_FACES
         return Outcome(record, kind, success_records(self._settings, result, event))

@@ -8,28 +8,55 @@ import threading
 from types import FrameType
 
 from consumer.breaker import CircuitBreaker
+from consumer.claim_check import ClaimCheck, open_store
 from consumer.config import Guarantee, Settings
 from consumer.delivery import AtLeastOnce, Delivery, ExactlyOnce, Outputs
 from consumer.errors import SetupError
 from consumer.fetch import Fetcher, FetchPolicy
+from consumer.http_source import HttpLimits
 from consumer.kafka_admin import missing_topics
 from consumer.kafka_io import OutputProducer, RequestConsumer, TransactionalProducer
 from consumer.offsets import OffsetTracker
 from consumer.pipeline import Anonymizer
 from consumer.pool import ProcessingPool
 from consumer.process import RecordProcessor
+from consumer.s3 import S3Options
 from consumer.scan import ScanDetector
 from consumer.worker import Worker
 
 log = logging.getLogger(__name__)
 
 
+def s3_options(settings: Settings) -> S3Options:
+    return S3Options(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        path_style=settings.s3_path_style,
+        connect_timeout_s=settings.fetch_connect_timeout_s,
+        read_timeout_s=settings.fetch_read_timeout_s,
+    )
+
+
 def fetch_policy(settings: Settings) -> FetchPolicy:
-    return FetchPolicy(
-        allowed_roots=tuple(settings.allowed_roots),
-        timeout_s=settings.fetch_timeout_s,
+    limits = HttpLimits(
+        connect_timeout_s=settings.fetch_connect_timeout_s,
+        read_timeout_s=settings.fetch_read_timeout_s,
+        total_timeout_s=settings.fetch_timeout_s,
+        max_redirects=settings.fetch_max_redirects,
         max_bytes=settings.max_image_bytes,
     )
+    return FetchPolicy(
+        allowed_roots=tuple(settings.allowed_roots),
+        http=limits,
+        addresses=settings.address_policy,
+        s3=s3_options(settings),
+        s3_buckets=frozenset(settings.s3_buckets),
+    )
+
+
+def claim_check(settings: Settings) -> ClaimCheck:
+    store = None if settings.output_store is None else open_store(settings.output_store, s3_options(settings))
+    return ClaimCheck(store, settings.inline_max_bytes, settings.output_store_always)
 
 
 def stop_on_signals() -> threading.Event:
@@ -50,7 +77,8 @@ def stop_on_signals() -> threading.Event:
 def record_processor(settings: Settings) -> RecordProcessor:
     """A processor with its own detector and fetcher, for one processing thread."""
     detector = ScanDetector(settings.strategy, settings.models_dir)
-    return RecordProcessor(settings, Anonymizer(detector, settings), Fetcher(fetch_policy(settings)))
+    fetcher = Fetcher(fetch_policy(settings))
+    return RecordProcessor(settings, Anonymizer(detector, settings), fetcher, claim_check(settings))
 
 
 def run_worker(settings: Settings, stop: threading.Event) -> None:

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from consumer.config import Settings  # noqa: E402
-from consumer.fetch import read_file  # noqa: E402
+from consumer.file_source import read_file  # noqa: E402
 from consumer.inputs import expand_images  # noqa: E402
 from consumer.kafka_admin import OutputReader, create_topics  # noqa: E402
 from consumer.pipeline import Anonymizer  # noqa: E402

@@ -2,6 +2,7 @@
 
 from schemas.events import (
     CONTRACTS,
+    STORED_IMAGE_CONTENT_TYPE,
     AppliedMask,
     DeadLetterHeaders,
     ErrorClass,
@@ -17,10 +18,12 @@ from schemas.events import (
     RetryHeaders,
     SourceRecord,
     StageTimings,
+    StoredImage,
 )
 
 __all__ = [
     "CONTRACTS",
+    "STORED_IMAGE_CONTENT_TYPE",
     "AppliedMask",
     "DeadLetterHeaders",
     "ErrorClass",
@@ -36,4 +39,5 @@ __all__ = [
     "RetryHeaders",
     "SourceRecord",
     "StageTimings",
+    "StoredImage",
 ]

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-ALLOWED_SCHEMES = ("file", "http", "https")
+ALLOWED_SCHEMES = ("file", "http", "https", "s3")
 
 RequestId = Annotated[
     str,
@@ -96,7 +96,10 @@ class ImageRequest(Contract):
     image_ref: str = Field(
         min_length=1,
         max_length=4096,
-        description="file:// (under the worker's allowed roots), http:// or https:// URL of the image.",
+        description=(
+            "s3://bucket/key, http:// or https:// URL (public addresses unless the worker allows more), "
+            "or file:// under the worker's allowed roots."
+        ),
     )
     mask: MaskOptions | None = Field(None, description="Per-request masking options.")
     attributes: dict[str, JsonValue] = Field(
@@ -167,6 +170,22 @@ class SourceRecord(Contract):
     offset: int
 
 
+class StoredImage(Contract):
+    """A masked image written to the output store instead of going inline (claim check).
+
+    It is the value of the masked-images record (content type
+    `application/vnd.faceguard.stored-image+json`) and the metadata event's `output`.
+    """
+
+    uri: str = Field(description="s3://bucket/key or file:///path; the key is <request id>/<sha256>.<ext>.")
+    size_bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content_type: str = Field(description="The image's type: image/jpeg, image/png, image/bmp or image/webp.")
+
+
+STORED_IMAGE_CONTENT_TYPE = "application/vnd.faceguard.stored-image+json"
+
+
 class FaceMetadataEvent(Contract):
     """The audit record for one processed request, on the metadata topic keyed by `request_id`."""
 
@@ -182,6 +201,9 @@ class FaceMetadataEvent(Contract):
     input_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     output_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     output_bytes: int = Field(ge=0)
+    output: StoredImage | None = Field(
+        None, description="Where the masked image was stored; absent when it went inline in the masked-images record."
+    )
     attributes: dict[str, JsonValue] = Field(default_factory=dict)
     source: SourceRecord | None = Field(None, description="The request record; absent outside Kafka.")
     worker_id: str
@@ -191,7 +213,13 @@ class FaceMetadataEvent(Contract):
 class MaskedImageHeaders(Contract):
     """Headers of a masked-images record (header name: field name with `_` as `-`)."""
 
-    content_type: str = Field(alias="content-type", description="image/jpeg, image/png, image/bmp or image/webp.")
+    content_type: str = Field(
+        alias="content-type",
+        description=(
+            "image/jpeg, image/png, image/bmp or image/webp when the image is the value; "
+            "application/vnd.faceguard.stored-image+json when the value is a StoredImage."
+        ),
+    )
     faceguard_request_id: str = Field(alias="faceguard-request-id")
     faceguard_face_count: int = Field(alias="faceguard-face-count", ge=0)
     faceguard_schema_version: Literal["1"] = Field("1", alias="faceguard-schema-version")
@@ -204,11 +232,13 @@ class ErrorClass(StrEnum):
 
     INVALID_REQUEST = "invalid_request"
     UNSUPPORTED_REFERENCE = "unsupported_reference"
+    FORBIDDEN_ADDRESS = "forbidden_address"
     SOURCE_NOT_FOUND = "source_not_found"
     NOT_AN_IMAGE = "not_an_image"
     UNSUPPORTED_IMAGE = "unsupported_image"
     IMAGE_TOO_LARGE = "image_too_large"
     SOURCE_UNAVAILABLE = "source_unavailable"
+    OUTPUT_STORE_UNAVAILABLE = "output_store_unavailable"
 
 
 class FailureHeaders(Contract):
@@ -263,6 +293,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "image_request": ImageRequest,
     "face_metadata_event": FaceMetadataEvent,
     "masked_image_headers": MaskedImageHeaders,
+    "stored_image": StoredImage,
     "retry_headers": RetryHeaders,
     "dead_letter_headers": DeadLetterHeaders,
 }

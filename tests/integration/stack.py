@@ -48,6 +48,10 @@ class Stack:
             "FACEGUARD_TOPIC_METADATA": f"{prefix}.metadata",
             "FACEGUARD_TOPIC_DLQ": f"{prefix}.dlq",
             "FACEGUARD_ALLOWED_ROOTS": os.pathsep.join(str(r) for r in allowed_roots),
+            # The tests' image servers listen on loopback, which references may not reach by default.
+            "FACEGUARD_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
+            # Masked photos of ../shared/data/large outgrow a record; they go to a folder (claim check).
+            "FACEGUARD_OUTPUT_STORE": (workdir / "masked-store").as_uri(),
             **env,
         }
         self.settings = settings_from(self.env)

@@ -108,6 +108,7 @@ def test_a_fetch_slower_than_max_poll_interval_causes_no_rebalance(
         FACEGUARD_MAX_POLL_INTERVAL_MS="6000",
         FACEGUARD_SESSION_TIMEOUT_MS="6000",
         FACEGUARD_FETCH_TIMEOUT_S="30",
+        FACEGUARD_FETCH_READ_TIMEOUT_S="20",
     )
     slow = image_server.script("/slow.png", ASTRONAUT, delay_s=10)
     [slow_id] = stack.submit(slow)

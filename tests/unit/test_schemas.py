@@ -25,6 +25,7 @@ def test_every_contract_is_exported() -> None:
         "image_request",
         "face_metadata_event",
         "masked_image_headers",
+        "stored_image",
         "retry_headers",
         "dead_letter_headers",
     }
