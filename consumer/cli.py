@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 
 from consumer.config import Settings
 from consumer.errors import FaceguardError, SetupError
+from consumer.logs import configure_logging, log_format_from_env
 from consumer.strategy import PRESETS, Preset
 
 if TYPE_CHECKING:
@@ -36,11 +36,7 @@ log = logging.getLogger("faceguard")
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(log_format_from_env(), args.verbose)
     try:
         settings = Settings()
         return int(args.run(settings, args))

@@ -17,8 +17,10 @@ from consumer.config import Settings
 from consumer.image_types import ImageFormat
 from consumer.kafka_admin import OutputReader
 from consumer.records import Record
+from schemas import STORED_IMAGE_CONTENT_TYPE
 
 EXTENSIONS = {image_format.content_type: image_format.extension for image_format in ImageFormat}
+EXTENSIONS[STORED_IMAGE_CONTENT_TYPE] = ".stored.json"  # claim check: where the image was stored
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from consumer.address_policy import AddressPolicy, parse_networks
+from consumer.logs import LogFormat
 from consumer.mask import MaskPolicy, MaskSpec
 from consumer.model_files import DEFAULT_MODELS_DIR
 from consumer.strategy import PRESETS, Preset, Strategy
@@ -102,6 +103,14 @@ class Settings(BaseSettings):
     )
     max_poll_interval_ms: int = Field(300_000, ge=1_000)
     session_timeout_ms: int = Field(45_000, ge=1_000)
+
+    # Observability.
+    log_format: LogFormat = Field(LogFormat.JSON, description="json: one object per line; text: for a terminal.")
+    probe_port: int = Field(9400, ge=0, le=65535, description="Serves /metrics, /healthz and /readyz; 0: off.")
+    stuck_after_s: float = Field(
+        300.0, gt=0, description="A processing thread on one record this long makes the worker not live."
+    )
+    loop_stall_s: float = Field(60.0, gt=0, description="A poll loop silent this long makes the worker not live.")
 
     # Failures.
     breaker_window: int = Field(50, ge=0, description="Records the circuit breaker looks back on; 0 disables it.")

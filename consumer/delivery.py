@@ -20,25 +20,25 @@ records are ready or `commit_interval_s` has passed, or at once when forced
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from consumer.config import Settings
 from consumer.errors import PublishError
 from consumer.kafka_io import OutputProducer, RequestConsumer, TransactionalProducer
+from consumer.metrics import Metrics
 from consumer.offsets import Committable, OffsetTracker
 from consumer.process import Outcome
-from consumer.records import OutgoingRecord
-
-Outputs = Sequence[OutgoingRecord]
 
 
 class Delivery:
     """Shared commit pacing; subclasses decide what a commit publishes."""
 
-    def __init__(self, settings: Settings, tracker: OffsetTracker[Outputs], consumer: RequestConsumer) -> None:
+    def __init__(
+        self, settings: Settings, tracker: OffsetTracker[Outcome], consumer: RequestConsumer, metrics: Metrics
+    ) -> None:
         self._settings = settings
         self._tracker = tracker
         self._consumer = consumer
+        self._metrics = metrics
         self._last_commit = time.monotonic()
 
     def complete(self, outcome: Outcome) -> None:
@@ -53,13 +53,16 @@ class Delivery:
         self._last_commit = time.monotonic()
         runs = self._tracker.take_committable()
         if runs:
+            started = time.monotonic()
             self._commit_runs(runs)
+            outcomes = [outcome for run in runs for outcome in run.payloads]
+            self._metrics.committed(outcomes, time.monotonic() - started)
 
     def drain(self) -> None:
         """Wait for outstanding acknowledgements, then commit everything committable."""
         self.commit(force=True)
 
-    def _commit_runs(self, runs: list[Committable[Outputs]]) -> None:
+    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -70,20 +73,22 @@ class ExactlyOnce(Delivery):
     def __init__(
         self,
         settings: Settings,
-        tracker: OffsetTracker[Outputs],
+        tracker: OffsetTracker[Outcome],
         consumer: RequestConsumer,
+        metrics: Metrics,
         producer: TransactionalProducer,
     ) -> None:
-        super().__init__(settings, tracker, consumer)
+        super().__init__(settings, tracker, consumer, metrics)
         self._producer = producer
 
     def complete(self, outcome: Outcome) -> None:
-        self._tracker.finish(outcome.record.partition_key, outcome.record.offset, outcome.outputs)
+        self._tracker.finish(outcome.record.partition_key, outcome.record.offset, outcome)
 
-    def _commit_runs(self, runs: list[Committable[Outputs]]) -> None:
-        outputs = [record for run in runs for payload in run.payloads for record in payload]
+    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
+        outputs = [record for run in runs for outcome in run.payloads for record in outcome.outputs]
         offsets = {run.partition: run.next_offset for run in runs}
         self._producer.commit(outputs, offsets, self._consumer.group_metadata)
+        self._metrics.transactions.labels("committed").inc()
 
     def close(self) -> None:
         self._producer.close()
@@ -91,9 +96,14 @@ class ExactlyOnce(Delivery):
 
 class AtLeastOnce(Delivery):
     def __init__(
-        self, settings: Settings, tracker: OffsetTracker[Outputs], consumer: RequestConsumer, producer: OutputProducer
+        self,
+        settings: Settings,
+        tracker: OffsetTracker[Outcome],
+        consumer: RequestConsumer,
+        metrics: Metrics,
+        producer: OutputProducer,
     ) -> None:
-        super().__init__(settings, tracker, consumer)
+        super().__init__(settings, tracker, consumer, metrics)
         self._producer = producer
         self._rejected: str | None = None
 
@@ -102,7 +112,7 @@ class AtLeastOnce(Delivery):
         if not self._tracker.tracks(record.partition_key, record.offset):
             return  # its partition was revoked: the new owner processes it again
         if not outcome.outputs:
-            self._tracker.finish(record.partition_key, record.offset)
+            self._tracker.finish(record.partition_key, record.offset, outcome)
             return
         unacknowledged = [len(outcome.outputs)]
 
@@ -112,7 +122,7 @@ class AtLeastOnce(Delivery):
                 return
             unacknowledged[0] -= 1
             if unacknowledged[0] == 0:
-                self._tracker.finish(record.partition_key, record.offset)
+                self._tracker.finish(record.partition_key, record.offset, outcome)
 
         for output in outcome.outputs:
             self._producer.send(output, acknowledged)
@@ -129,7 +139,7 @@ class AtLeastOnce(Delivery):
             raise PublishError(f"{undelivered} outputs unacknowledged after {self._settings.delivery_timeout_s}s")
         self.commit(force=True)
 
-    def _commit_runs(self, runs: list[Committable[Outputs]]) -> None:
+    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
         self._consumer.commit({run.partition: run.next_offset for run in runs})
 
     def close(self) -> None:

@@ -25,10 +25,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from consumer.config import GroupProtocol, Settings
 from consumer.errors import PublishError, SetupError
+from consumer.metrics import Metrics
 from consumer.offsets import PartitionKey
 from consumer.records import Headers, OutgoingRecord, Record
 
 log = logging.getLogger(__name__)
+KAFKA_LOG = logging.getLogger("kafka")  # librdkafka's own lines, formatted like ours
 
 PartitionsCallback = Callable[[list[PartitionKey]], None]
 # (topic, partition) -> next offset to consume
@@ -74,6 +76,7 @@ class RequestConsumer:
     ) -> None:
         config: dict[str, Any] = {
             **settings.kafka_client_config(),
+            "logger": KAFKA_LOG,
             "group.id": settings.group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -133,6 +136,26 @@ class RequestConsumer:
         except KafkaException as exc:
             raise PublishError(f"offset commit failed: {exc.args[0]}") from exc
 
+    def lag(self, partitions: Iterable[PartitionKey], timeout_s: float) -> dict[PartitionKey, int]:
+        """High watermark minus position (or committed offset) per partition, asking the broker.
+
+        Raises PublishError when the broker does not answer within `timeout_s`.
+        """
+        wanted = [TopicPartition(t, p) for t, p in partitions]
+        try:
+            if not wanted:
+                self._consumer.list_topics(timeout=timeout_s)  # still proves the broker answers
+                return {}
+            positions = {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(wanted)}
+            lag = {}
+            for tp in wanted:
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
+                position = positions.get((tp.topic, tp.partition), -1)
+                lag[(tp.topic, tp.partition)] = max(0, high - (position if position >= 0 else low))
+            return lag
+        except KafkaException as exc:
+            raise PublishError(f"broker did not answer a watermark query: {exc.args[0]}") from exc
+
     def group_metadata(self) -> Any:
         """The consumer's group metadata, for sending offsets within a transaction."""
         return self._consumer.consumer_group_metadata()
@@ -162,6 +185,7 @@ def _produce(producer: Producer, record: OutgoingRecord, on_delivery: Callable[.
 def _producer_config(settings: Settings) -> dict[str, Any]:
     return {
         **settings.kafka_client_config(),
+        "logger": KAFKA_LOG,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -245,8 +269,9 @@ class TransactionalProducer:
     batch is written again.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._watchdog = _Watchdog()
         self._producer = self._start_producer()
 
@@ -325,6 +350,7 @@ class TransactionalProducer:
 
     def _replace_producer(self, deadline: float) -> None:
         """A new producer under the same transactional id, retried until `deadline`."""
+        self._metrics.transactions.labels("aborted").inc()  # the new producer aborts the open one
         while True:
             try:
                 self._producer = self._start_producer()
@@ -353,6 +379,7 @@ class TransactionalProducer:
         while True:
             try:
                 self._watchdog.call(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S))
+                self._metrics.transactions.labels("aborted").inc()
                 return
             except _Hung:
                 log.error("aborting a transaction hung; replacing the producer")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from consumer.errors import FaceguardError, SetupError
+from consumer.health import Health
 from consumer.process import Outcome, RecordProcessor
 from consumer.records import Record
 
@@ -37,8 +38,9 @@ Completion = Outcome | Crash
 class ProcessingPool:
     """`threads` processing threads fed from one queue; completions come back on another."""
 
-    def __init__(self, make_processor: Callable[[], RecordProcessor], threads: int) -> None:
+    def __init__(self, make_processor: Callable[[], RecordProcessor], threads: int, health: Health) -> None:
         self._make_processor = make_processor
+        self._health = health
         self._tasks: queue.Queue[Record | None] = queue.Queue()
         self._done: queue.Queue[Completion] = queue.Queue()
         self._threads = [threading.Thread(target=self._run, name=f"process-{i}", daemon=True) for i in range(threads)]
@@ -100,12 +102,16 @@ class ProcessingPool:
             self._ready.wait()
             return
         self._ready.wait()
+        name = threading.current_thread().name
         try:
             while (record := self._tasks.get()) is not None:
+                self._health.record_started(name)
                 try:
                     self._done.put(processor.process(record))
                 except Exception as exc:
                     log.exception("bug while processing %s[%d]@%d", record.topic, record.partition, record.offset)
                     self._done.put(Crash(record, exc))
+                finally:
+                    self._health.record_done(name)
         finally:
             processor.close()

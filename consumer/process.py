@@ -9,6 +9,7 @@ raised here is a bug and propagates.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -21,9 +22,10 @@ from consumer.config import Settings
 from consumer.errors import InvalidRequest, RecordFailure
 from consumer.fetch import Fetcher
 from consumer.outputs import FailedRecord, dead_letter_record, retry_record, success_records
-from consumer.pipeline import Anonymizer, Stopwatch, metadata_event
+from consumer.pipeline import AnonymizedImage, Anonymizer, Stopwatch, metadata_event
 from consumer.records import OutgoingRecord, Record
 from consumer.retry import history_of, route_failure
+from consumer.trace import TraceContext, child_of, traced
 from schemas import ErrorClass, ImageRequest, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class Outcome:
     kind: OutcomeKind
     outputs: list[OutgoingRecord]
     error_class: ErrorClass | None = None
+    result: AnonymizedImage | None = None  # when masked: what the pipeline did, for the metrics
+    input_bytes: int = 0
 
     @property
     def failed(self) -> bool:
@@ -60,7 +64,12 @@ class RecordProcessor:
         self._claim_check = claim_check
 
     def process(self, record: Record) -> Outcome:
-        """The outcome of one record. Raises only on a bug."""
+        """The outcome of one record, its outputs carrying the record's trace context. Raises only on a bug."""
+        trace = child_of(record.headers)
+        outcome = self._outcome(record, trace)
+        return dataclasses.replace(outcome, outputs=traced(outcome.outputs, trace))
+
+    def _outcome(self, record: Record, trace: TraceContext) -> Outcome:
         request = None
         try:
             request = parse_request(record)
@@ -69,12 +78,15 @@ class RecordProcessor:
             result = self._anonymizer.anonymize(data, request.mask, fetch_ms=clock.lap())
             stored = self._claim_check.place(request.request_id, result)
         except RecordFailure as failure:
-            return self._failed(record, failure, None if request is None else request.request_id)
+            return self._failed(record, failure, None if request is None else request.request_id, trace)
         source = SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
         event = metadata_event(request, result, self._anonymizer.detector.info, self._settings.worker_id, source)
         event = event.model_copy(update={"output": stored})
+        kind = OutcomeKind.MASKED if event.total_count else OutcomeKind.NO_FACES
+        fields = {"outcome": kind.value, "faces": event.total_count, "ms": round(event.processing_time_ms, 1)}
         log.info(
-            "masked request=%s topic=%s partition=%d offset=%d faces=%d ms=%.1f stored=%s",
+            "%s request=%s topic=%s partition=%d offset=%d faces=%d ms=%.1f stored=%s",
+            kind.value,
             request.request_id,
             record.topic,
             record.partition,
@@ -82,14 +94,20 @@ class RecordProcessor:
             event.total_count,
             event.processing_time_ms,
             stored is not None,
+            extra=log_fields(record, request.request_id, trace) | fields | {"stored": stored is not None},
         )
-        kind = OutcomeKind.MASKED if event.total_count else OutcomeKind.NO_FACES
-        return Outcome(record, kind, success_records(self._settings, result, event))
+        return Outcome(record, kind, success_records(self._settings, result, event), None, result, len(data))
 
-    def _failed(self, record: Record, failure: RecordFailure, request_id: str | None) -> Outcome:
+    def _failed(self, record: Record, failure: RecordFailure, request_id: str | None, trace: TraceContext) -> Outcome:
         failed = FailedRecord(record, failure, history_of(record, self._settings.retry_topics), request_id)
         route = route_failure(failure, failed.history, self._settings.retry_topics, self._settings.retry_delays_s)
         action = "dead-lettered" if route is None else f"retry tier {route.tier} in {route.delay_s:g}s"
+        outcome = OutcomeKind.DEAD_LETTERED if route is None else OutcomeKind.RETRIED
+        fields = {
+            "outcome": outcome.value,
+            "error_class": failure.error_class.value,
+            "attempt": failed.history.attempts + 1,
+        }
         log.warning(
             "%s request=%s topic=%s partition=%d offset=%d attempt=%d class=%s reason=%s",
             action,
@@ -100,6 +118,7 @@ class RecordProcessor:
             failed.history.attempts + 1,
             failure.error_class.value,
             failure,
+            extra=log_fields(record, request_id, trace) | fields,
         )
         if route is None:
             output, kind = dead_letter_record(self._settings, failed), OutcomeKind.DEAD_LETTERED
@@ -110,6 +129,17 @@ class RecordProcessor:
     def close(self) -> None:
         self._fetcher.close()
         self._anonymizer.detector.close()
+
+
+def log_fields(record: Record, request_id: str | None, trace: TraceContext) -> dict[str, object]:
+    """The structured fields of a log line about `record`."""
+    return {
+        "request_id": request_id,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "trace_id": trace.trace_id,
+    }
 
 
 def parse_request(record: Record) -> ImageRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import signal
 import threading
@@ -10,16 +11,19 @@ from types import FrameType
 from consumer.breaker import CircuitBreaker
 from consumer.claim_check import ClaimCheck, open_store
 from consumer.config import Guarantee, Settings
-from consumer.delivery import AtLeastOnce, Delivery, ExactlyOnce, Outputs
+from consumer.delivery import AtLeastOnce, Delivery, ExactlyOnce
 from consumer.errors import SetupError
 from consumer.fetch import Fetcher, FetchPolicy
+from consumer.health import Health, ProbeServer
 from consumer.http_source import HttpLimits
 from consumer.kafka_admin import missing_topics
 from consumer.kafka_io import OutputProducer, RequestConsumer, TransactionalProducer
+from consumer.metrics import Metrics
+from consumer.model_files import MODEL_FILES
 from consumer.offsets import OffsetTracker
 from consumer.pipeline import Anonymizer
 from consumer.pool import ProcessingPool
-from consumer.process import RecordProcessor
+from consumer.process import Outcome, RecordProcessor
 from consumer.s3 import S3Options
 from consumer.scan import ScanDetector
 from consumer.worker import Worker
@@ -87,22 +91,28 @@ def run_worker(settings: Settings, stop: threading.Event) -> None:
     Raises SetupError (models, topics or brokers not usable) before consuming anything;
     PublishError or ProcessingBug after committing the work that was finished.
     """
-    pool = ProcessingPool(lambda: record_processor(settings), settings.processing_threads)
-    pool.start()
+    metrics, health = Metrics(), Health(settings.loop_stall_s, settings.stuck_after_s)
+    metrics.build.info(build_info(settings))
+    probes = ProbeServer(settings.probe_port, health, metrics) if settings.probe_port else None
+    if probes is not None:
+        log.info("serving /metrics, /healthz and /readyz on port %d", probes.port)
+    pool = ProcessingPool(lambda: record_processor(settings), settings.processing_threads, health)
     try:
+        pool.start()
+        health.models_loaded = True
         topics = [*settings.input_topics, *settings.output_topics]
         if missing := missing_topics(settings, topics):
             raise SetupError(f"topics {', '.join(missing)} do not exist: run `faceguard topics create`")
-        tracker: OffsetTracker[Outputs] = OffsetTracker()
+        tracker: OffsetTracker[Outcome] = OffsetTracker()
         breaker = CircuitBreaker(settings.breaker_window, settings.breaker_failure_ratio, settings.breaker_cooldown_s)
-        worker = Worker(settings, pool, tracker, breaker)
+        worker = Worker(settings, pool, tracker, breaker, (metrics, health))
         consumer = RequestConsumer(settings, worker.on_assign, worker.on_revoke, worker.on_lost)
         delivery: Delivery | None = None
         try:
             if settings.guarantee is Guarantee.EXACTLY_ONCE:
-                delivery = ExactlyOnce(settings, tracker, consumer, TransactionalProducer(settings))
+                delivery = ExactlyOnce(settings, tracker, consumer, metrics, TransactionalProducer(settings, metrics))
             else:
-                delivery = AtLeastOnce(settings, tracker, consumer, OutputProducer(settings))
+                delivery = AtLeastOnce(settings, tracker, consumer, metrics, OutputProducer(settings))
             worker.attach(consumer, delivery)
             worker.run(stop)
         finally:
@@ -112,3 +122,23 @@ def run_worker(settings: Settings, stop: threading.Event) -> None:
             log.info("worker %s stopped", settings.worker_id)
     finally:
         pool.close(timeout_s=settings.drain_timeout_s if stop.is_set() else 1.0)
+        if probes is not None:
+            probes.close()
+
+
+def build_info(settings: Settings) -> dict[str, str]:
+    """Labels of the faceguard_build info metric."""
+    strategy = settings.strategy
+    return {
+        "version": package_version(),
+        "preset": strategy.preset.value,
+        "models": "+".join(MODEL_FILES[m].name for m in strategy.models),
+        "guarantee": settings.guarantee.value,
+    }
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("faceguard")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

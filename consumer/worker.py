@@ -30,11 +30,14 @@ from collections import Counter, deque
 
 from consumer.breaker import BreakerState, CircuitBreaker
 from consumer.config import Settings
-from consumer.delivery import Delivery, Outputs
-from consumer.errors import FaceguardError
+from consumer.delivery import Delivery
+from consumer.errors import FaceguardError, PublishError
+from consumer.health import Health
 from consumer.kafka_io import RequestConsumer
+from consumer.metrics import Metrics
 from consumer.offsets import OffsetTracker, PartitionKey
 from consumer.pool import Completion, Crash, ProcessingPool
+from consumer.process import Outcome
 from consumer.records import Record
 from consumer.retry import not_before
 from consumer.schedule import DelayedRecords
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 # without waiting: completions are handled as they come, and the thread does not wake needlessly.
 BUSY_WAIT_S = 0.05
 QUEUED_PER_THREAD = 4  # records handed to the pool per processing thread, at most
+LAG_REFRESH_S = 5.0  # how often lag is read from the broker (which also proves it answers)
+LAG_QUERY_TIMEOUT_S = 2.0
 
 
 class ProcessingBug(FaceguardError):
@@ -58,10 +63,13 @@ class Worker:
         self,
         settings: Settings,
         pool: ProcessingPool,
-        tracker: OffsetTracker[Outputs],
+        tracker: OffsetTracker[Outcome],
         breaker: CircuitBreaker,
+        observers: tuple[Metrics, Health],
     ) -> None:
         self._settings = settings
+        self._metrics, self._health = observers
+        self._lag_read = 0.0
         self._pool = pool
         self._tracker = tracker
         self._breaker = breaker
@@ -90,6 +98,7 @@ class Worker:
     def on_assign(self, partitions: list[PartitionKey]) -> None:
         log.info("assigned %s", _names(partitions))
         self._assigned.update(partitions)
+        self._health.assigned_partitions = len(self._assigned)
 
     def on_revoke(self, partitions: list[PartitionKey]) -> None:
         """Finish (or give up on) in-flight work of `partitions`, commit it, then forget them."""
@@ -124,6 +133,7 @@ class Worker:
 
     def _forget(self, partitions: set[PartitionKey]) -> None:
         self._assigned -= partitions
+        self._health.assigned_partitions = len(self._assigned)
         self._paused -= partitions
         for partition in partitions:
             self._in_pool.pop(partition, None)
@@ -170,8 +180,31 @@ class Worker:
                 self._dispatch()
             self.delivery.commit()
             self._apply_pauses()
+            self._observe()
             for record in self.consumer.consume(self._room(), 0 if self.in_flight else self._poll_timeout()):
                 self._accept(record)
+
+    def _observe(self) -> None:
+        """Report this loop turn to the probes and gauges; read lag from the broker now and then."""
+        self._health.loop_turned()
+        breaker_open = self._breaker.state is BreakerState.OPEN
+        self._health.breaker_open = breaker_open
+        self._metrics.breaker_open.set(1 if breaker_open else 0)
+        self._metrics.in_flight.set(self.in_flight)
+        self._metrics.paused.set(len(self._paused))
+        if time.monotonic() - self._lag_read < LAG_REFRESH_S:
+            return
+        assert self.consumer is not None
+        try:
+            lag = self.consumer.lag(self._assigned, LAG_QUERY_TIMEOUT_S)
+        except PublishError as exc:
+            if self._health.broker_reachable:
+                log.warning("broker unreachable: %s", exc)
+            self._health.broker_reachable = False
+        else:
+            self._health.broker_reachable = True
+            self._metrics.lag_refreshed(lag, self._settings.processing_threads)
+        self._lag_read = time.monotonic()
 
     @property
     def in_flight(self) -> int:
@@ -182,6 +215,7 @@ class Worker:
         if record.partition_key not in self._assigned:
             return  # a straggler from a partition revoked meanwhile
         self._tracker.consumed(record.partition_key, record.offset)
+        self._metrics.consumed.labels(record.topic).inc()
         if record.topic == self._settings.topic_requests or self._delayed.admit(
             record.partition_key, not_before(record), record
         ):
@@ -206,6 +240,7 @@ class Worker:
             if isinstance(completion, Crash):
                 self._crash = self._crash or completion
                 continue
+            self._metrics.processed(completion)
             was_open = self._breaker.state is BreakerState.OPEN
             self._breaker.record(completion.failed)
             self.delivery.complete(completion)

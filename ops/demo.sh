@@ -14,6 +14,8 @@ BOOTSTRAP=$(python3 ops/kafka_local.py start --data "$DATA" --port 0)
 export KAFKA_BOOTSTRAP_SERVERS=$BOOTSTRAP
 export FACEGUARD_ALLOWED_ROOTS=$PWD/samples
 export FACEGUARD_GROUP_ID=faceguard-demo
+FACEGUARD_PROBE_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export FACEGUARD_PROBE_PORT
 WORKER=
 
 cleanup() {
@@ -47,5 +49,14 @@ for line in sys.argv[2:]:
     boxes = ", ".join(f"{f['bbox']} ({f['confidence']:.2f})" for f in event["faces"]) or "none"
     print(f"   {ref.rsplit('/', 1)[-1]:16} -> {image}  faces: {event['total_count']}  boxes: {boxes}  "
           f"{event['processing_time_ms']:.0f} ms")
+PY
+echo "== the worker's metrics (http://127.0.0.1:$FACEGUARD_PROBE_PORT/metrics):"
+python3 - "$FACEGUARD_PROBE_PORT" <<'PY'
+import sys, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}"
+for line in urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode().splitlines():
+    if line.startswith(("faceguard_records_finished_total", "faceguard_end_to_end_seconds_count")):
+        print("   " + line)
+print("   /readyz: " + urllib.request.urlopen(f"{url}/readyz", timeout=5).read().decode())
 PY
 echo "== masked images and metadata are in $OUT/ (metadata: <request_id>.json)"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -7,7 +9,7 @@ import pytest
 
 from tests.image_server import ImageServer
 from tests.integration.stack import Stack
-from tests.support import SAMPLES, SHARED_DATA
+from tests.support import REPO, SAMPLES, SHARED_DATA
 
 MakeStack = Callable[..., Stack]
 
@@ -35,3 +37,27 @@ def image_server() -> Iterator[ImageServer]:
     server = ImageServer()
     yield server
     server.close()
+
+
+SCRIPT = str(REPO / "ops" / "kafka_local.py")
+
+
+def broker(command: str, data: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, SCRIPT, command, "--data", str(data), "--port", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A broker of this test's own, so that stopping it disturbs no other test."""
+    data = tmp_path / "broker"
+    bootstrap = broker("start", data)
+    yield bootstrap, data
+    broker("stop", data)

@@ -3,6 +3,7 @@ workers run as `faceguard worker` subprocesses, exactly as a user runs them."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from consumer.config import Settings
 from consumer.kafka_admin import OutputReader, create_topics, publish
-from consumer.records import OutgoingRecord, Record
+from consumer.records import Headers, OutgoingRecord, Record
 from tests.support import BIN
 
 
@@ -71,9 +72,10 @@ class Stack:
         assert done.returncode == 0, done.stderr
         return [line.split("\t")[0] for line in done.stdout.splitlines()]
 
-    def produce_raw(self, values: list[bytes]) -> None:
+    def produce_raw(self, values: list[bytes], headers: Headers | None = None) -> None:
         records = [
-            OutgoingRecord(self.settings.topic_requests, f"raw-{i}".encode(), v, []) for i, v in enumerate(values)
+            OutgoingRecord(self.settings.topic_requests, f"raw-{i}".encode(), v, headers or [])
+            for i, v in enumerate(values)
         ]
         assert publish(self.settings, records) == [None] * len(values)
 
@@ -89,6 +91,10 @@ class Stack:
         )
         self.workers.append(worker)
         return worker
+
+    def worker_log_lines(self, index: int = -1) -> list[dict[str, object]]:
+        """The worker's log, one JSON object per line (a line that is not JSON fails the test)."""
+        return [json.loads(line) for line in self.worker_log(index).splitlines() if line.strip()]
 
     def worker_log(self, index: int = -1) -> str:
         index = index % len(self.workers)

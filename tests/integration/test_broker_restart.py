@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import broker
 from tests.integration.stack import Stack
-from tests.support import REPO, SAMPLES, SHARED_DATA
+from tests.support import SAMPLES, SHARED_DATA
 
 pytestmark = pytest.mark.kafka
-
-SCRIPT = str(REPO / "ops" / "kafka_local.py")
-
-
-def broker(command: str, data: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, SCRIPT, command, "--data", str(data), "--port", "0"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A broker of this test's own, so that stopping it disturbs no other test."""
-    data = tmp_path / "broker"
-    bootstrap = broker("start", data)
-    yield bootstrap, data
-    broker("stop", data)
 
 
 def test_broker_restart_mid_stream_loses_and_repeats_nothing(own_broker: tuple[str, Path], tmp_path: Path) -> None:

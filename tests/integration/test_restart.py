@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from schemas import STORED_IMAGE_CONTENT_TYPE, StoredImage
 from tests.integration.conftest import MakeStack
 from tests.integration.stack import Outputs, Stack
 from tests.support import SHARED_DATA
@@ -43,6 +47,21 @@ def source_offsets(outputs: Outputs, request_id: str) -> list[tuple[int, int]]:
     return [(s["partition"], s["offset"]) for s in sources]
 
 
+def assert_every_stored_image_was_written(outputs: Outputs) -> int:
+    """Each masked record that refers to a stored image (claim check) names a file holding it.
+    Returns how many did."""
+    stored = 0
+    for records in outputs.masked.values():
+        for record in records:
+            if dict(record.headers)["content-type"] != STORED_IMAGE_CONTENT_TYPE.encode():
+                continue
+            image = StoredImage.model_validate_json(record.value or b"")
+            data = Path(urlsplit(image.uri).path).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == image.sha256
+            stored += 1
+    return stored
+
+
 def interrupted_then_restarted(
     stack: Stack, interrupt: signal.Signals
 ) -> tuple[list[str], int, dict[int, int], Outputs]:
@@ -69,6 +88,7 @@ def test_sigterm_midway_then_restart_processes_each_request_exactly_once(make_st
         assert len(outputs.masked[request_id]) == 1, (request_id, stack.worker_log(0))
         assert len(outputs.metadata[request_id]) == 1, request_id
     assert not outputs.dead_letters
+    assert assert_every_stored_image_was_written(outputs) > 0  # the large photos outgrow a record
 
 
 def test_sigkill_midway_then_restart_repeats_only_uncommitted_requests(make_stack: MakeStack) -> None:
@@ -85,3 +105,4 @@ def test_sigkill_midway_then_restart_repeats_only_uncommitted_requests(make_stac
             # Committed before the kill: must not have been processed again.
             assert len(sources) == 1, (request_id, sources, committed)
     assert any(offset >= 0 for offset in committed.values()), "some work was committed before the kill"
+    assert assert_every_stored_image_was_written(outputs) > 0

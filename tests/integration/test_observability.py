@@ -1,0 +1,170 @@
+"""Metrics and probes of a real worker on a real broker: counters move by the number of requests,
+histograms are observed, lag returns to 0, and the probes flip as their conditions change."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas import ImageRequest
+from tests.image_server import ImageServer
+from tests.integration.conftest import MakeStack, broker
+from tests.integration.stack import Stack
+from tests.support import SAMPLES
+
+pytestmark = pytest.mark.kafka
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def scrape(port: int) -> Samples:
+    status, body = get(port, "/metrics")
+    assert status == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def probe(port: int, path: str) -> int:
+    try:
+        return get(port, path)[0]
+    except OSError:
+        return 0
+
+
+def test_metrics_count_every_request_and_lag_returns_to_zero(make_stack: MakeStack, tmp_path: Path) -> None:
+    stack = make_stack(partitions=2)
+    port = free_port()
+    good = stack.submit(*[SAMPLES / name for name in ("astronaut.png", "chelsea.png", "coffee.png")] * 2)
+    [bad] = stack.submit((tmp_path / "missing.jpg").as_uri())
+    traced_request = ImageRequest(request_id="traced-1", image_ref=(SAMPLES / "astronaut.png").as_uri())
+    stack.produce_raw([traced_request.model_dump_json().encode()], [("traceparent", TRACEPARENT.encode())])
+    stack.start_worker(FACEGUARD_PROBE_PORT=str(port))
+    outputs = stack.outputs({*good, bad, "traced-1"}, timeout_s=90)
+    requests = stack.settings.topic_requests
+
+    def settled() -> bool:
+        samples = scrape(port)
+        return (
+            total(samples, "faceguard_records_finished_total") == 8
+            and value(samples, "faceguard_consumer_lag_records", topic=requests, partition="0") == 0
+            and ("faceguard_consumer_lag_records", frozenset({("topic", requests), ("partition", "1")})) in samples
+        )
+
+    wait_for(settled, 20, "all 8 records finished and lag read as 0")
+    samples = scrape(port)
+    assert value(samples, "faceguard_records_consumed_total", topic=requests) == 8
+    assert (
+        value(samples, "faceguard_records_finished_total", topic=requests, outcome="masked") == 3
+    )  # the astronaut; `fast` finds no face in the cat
+    assert value(samples, "faceguard_records_finished_total", topic=requests, outcome="no_faces") == 4
+    assert value(samples, "faceguard_records_finished_total", topic=requests, outcome="dead_lettered") == 1
+    assert value(samples, "faceguard_failures_total", error_class="source_not_found", action="dead_lettered") == 1
+    assert value(samples, "faceguard_end_to_end_seconds_count") == 8
+    for stage in ("fetch", "decode", "detect", "mask", "encode"):
+        assert value(samples, "faceguard_stage_seconds_count", stage=stage) == 7
+    assert value(samples, "faceguard_stage_seconds_count", stage="publish") >= 1
+    assert value(samples, "faceguard_faces_per_image_count") == 7
+    assert value(samples, "faceguard_image_bytes_total", direction="in") > 0
+    assert value(samples, "faceguard_transactions_total", result="committed") >= 1
+    assert value(samples, "faceguard_in_flight_records") == 0
+    assert value(samples, "faceguard_backlog_seconds") == 0
+    assert value(samples, "faceguard_circuit_breaker_open") == 0
+    assert total(samples, "faceguard_build_info", preset="fast") == 1
+    status, body = get(port, "/readyz")
+    assert status == 200, body
+    assert json.loads(body)["partitions"] == 2 * (1 + len(stack.settings.retry_topics))
+    assert get(port, "/healthz")[0] == 200
+
+    # Trace context: the request's trace id on both outputs, each under a new span of this worker.
+    for record in (*outputs.masked["traced-1"], *outputs.metadata["traced-1"]):
+        parent = dict(record.headers)["traceparent"].decode()
+        assert parent.split("-")[1] == TRACE_ID
+        assert parent.split("-")[2] != TRACEPARENT.split("-")[2]
+    # Logs: every line one JSON object; request lines carry their fields; no image data anywhere.
+    lines = stack.worker_log_lines()
+    masked = [line for line in lines if line.get("request_id") == "traced-1"]
+    assert masked, stack.worker_log()
+    assert masked[0]["trace_id"] == TRACE_ID
+    assert masked[0]["outcome"] == "masked"
+    assert {"topic", "partition", "offset"} <= set(masked[0])
+    [failed] = [line for line in lines if line.get("request_id") == bad]
+    assert failed["error_class"] == "source_not_found"
+    log = stack.worker_log()
+    assert b"PNG" not in log.encode()
+    assert max(len(line) for line in log.splitlines()) < 2000
+
+
+def test_a_thread_on_one_record_past_the_deadline_makes_the_worker_not_live(
+    make_stack: MakeStack, image_server: ImageServer
+) -> None:
+    stack = make_stack(partitions=1, FACEGUARD_FETCH_READ_TIMEOUT_S="20")
+    port = free_port()
+    slow = image_server.script("/slow.png", (SAMPLES / "astronaut.png").read_bytes(), delay_s=8)
+    stack.start_worker(FACEGUARD_PROBE_PORT=str(port), FACEGUARD_STUCK_AFTER_S="2")
+    wait_for(lambda: probe(port, "/healthz") == 200, 60, "the worker to come up live")
+    [request] = stack.submit(slow)
+    wait_for(lambda: probe(port, "/healthz") == 503, 20, "the stuck thread to make /healthz fail")
+    body = get(port, "/healthz")[1]
+    assert len(json.loads(body)["stuck_threads"]) == 1, body  # one thread on the slow image
+    stack.outputs({request}, timeout_s=30)
+    wait_for(lambda: probe(port, "/healthz") == 200, 10, "/healthz to recover once the record finished")
+
+
+def test_readiness_follows_the_broker(own_broker: tuple[str, Path], tmp_path: Path) -> None:
+    bootstrap, data = own_broker
+    stack = Stack(bootstrap, tmp_path, 1, [SAMPLES], {"FACEGUARD_PRESET": "fast"})
+    port = free_port()
+    try:
+        stack.start_worker(FACEGUARD_PROBE_PORT=str(port))
+        wait_for(lambda: probe(port, "/readyz") == 200, 60, "the worker to become ready")
+        broker("stop", data)
+        wait_for(lambda: probe(port, "/readyz") == 503, 30, "/readyz to fail with the broker gone")
+        assert json.loads(get(port, "/readyz")[1])["broker_reachable"] is False
+        assert probe(port, "/healthz") == 200, "a worker waiting for its broker is not dead"
+        broker("start", data)
+        wait_for(lambda: probe(port, "/readyz") == 200, 60, "/readyz to recover with the broker back")
+    finally:
+        stack.close()
