@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 export UV_SYSTEM_CERTS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv models kafka s3 demo bench test test-unit test-integration lint format schemas broker-start broker-stop clean
+.PHONY: help setup venv models kafka tools demo bench test test-unit test-integration lint format schemas broker-start broker-stop clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,8 +35,8 @@ models: ## fetch the BlazeFace models from the mediapipe 0.10.21 wheel and verif
 kafka: ## resolve the Kafka broker jars with Maven
 	$(PYTHON) ops/kafka_local.py install
 
-s3: ## build the local S3-compatible server for the tests (MinIO, go install, cached)
-	$(PYTHON) ops/s3_local.py install
+tools: ## build the Go programs the tests use: MinIO (S3 server) and promtool (go install, cached)
+	$(PYTHON) ops/go_tools.py install minio promtool
 
 demo: setup ## start a local broker and a worker, submit the sample images, show the outputs
 	PATH=$(CURDIR)/$(BIN):$$PATH ops/demo.sh
@@ -44,7 +44,7 @@ demo: setup ## start a local broker and a worker, submit the sample images, show
 bench: setup ## one worker through a local broker vs the bare pipeline, on ../shared/data/faces
 	$(BIN)/python ops/bench_worker.py
 
-test: setup s3 ## run the whole test suite (unit, integration against a real broker and S3 server, end to end)
+test: setup tools ## run the whole test suite (unit, integration against a real broker and S3 server, end to end)
 	$(BIN)/pytest
 
 test-unit: venv models ## only the fast unit tests

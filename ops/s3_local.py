@@ -12,7 +12,8 @@ S3_LOCAL_PASSWORD say otherwise.
 MinIO is the S3-compatible store most self-hosted platforms run, and a real
 server: signatures, checksums, error codes and streaming are MinIO's own, not a
 mock's. It is built with `go install` from the Go module proxy into
-`.cache/go/bin` (about 3 minutes on 2 cores, once); the version is pinned below.
+`.cache/go/bin` (about 3 minutes on 2 cores, once); the version is pinned in
+`ops/go_tools.py`.
 
 Standard library only: this runs before the project's virtualenv exists.
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,12 +31,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import go_tools
+
 REPO = Path(__file__).resolve().parent.parent
-MODULE = "github.com/minio/minio"
-VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # master of 2026-02-12
-GOBIN = REPO / ".cache" / "go" / "bin"
-BINARY = GOBIN / "minio"
-STAMP = GOBIN / "minio.version"
 USER = os.environ.get("S3_LOCAL_USER", "faceguard")
 PASSWORD = os.environ.get("S3_LOCAL_PASSWORD", "faceguard-secret")
 
@@ -50,19 +48,11 @@ def log(message: str) -> None:
 
 
 def install() -> Path:
-    """The MinIO binary, built once per pinned version."""
-    if BINARY.exists() and STAMP.exists() and STAMP.read_text().strip() == VERSION:
-        return BINARY
-    if shutil.which("go") is None:
-        raise ServerError("Go is needed to build MinIO (go install); install Go 1.24 or newer")
-    GOBIN.mkdir(parents=True, exist_ok=True)
-    log(f"building MinIO {VERSION} with go install (a few minutes, once)")
-    env = {**os.environ, "GOBIN": str(GOBIN), "CGO_ENABLED": "0"}
-    built = subprocess.run(["go", "install", "-trimpath", f"{MODULE}@{VERSION}"], env=env, check=False)
-    if built.returncode != 0 or not BINARY.exists():
-        raise ServerError(f"go install {MODULE}@{VERSION} failed (exit {built.returncode})")
-    STAMP.write_text(VERSION + "\n")
-    return BINARY
+    """The MinIO binary, built once per pinned version (`ops/go_tools.py`)."""
+    try:
+        return go_tools.install("minio")
+    except go_tools.ToolError as exc:
+        raise ServerError(str(exc)) from exc
 
 
 def free_port() -> int:
