@@ -82,6 +82,7 @@ def through_kafka(bootstrap: str, images: list[Path], threads: int, guarantee: s
         "FACEGUARD_TOPIC_DLQ": f"{prefix}.dlq",
         "FACEGUARD_PROCESSING_THREADS": str(threads),
         "FACEGUARD_GUARANTEE": guarantee,
+        "FACEGUARD_PROBE_PORT": "0",  # not needed here; the default port may be taken
     }
     os.environ.update(env)
     settings = Settings()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -85,7 +86,12 @@ class Stack:
         log = (self.workdir / f"worker-{len(self.workers)}.log").open("wb")
         worker = subprocess.Popen(
             [str(BIN / "faceguard"), "worker"],
-            env={**self.env, "FACEGUARD_WORKER_ID": worker_id or f"w{len(self.workers)}", **env},
+            env={
+                **self.env,
+                "FACEGUARD_WORKER_ID": worker_id or f"w{len(self.workers)}",
+                "FACEGUARD_PROBE_PORT": str(free_port()),  # workers side by side each serve their own probes
+                **env,
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -135,6 +141,12 @@ class Stack:
                 worker.wait()
         if self._reader is not None:
             self._reader.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def settings_from(env: dict[str, str]) -> Settings:

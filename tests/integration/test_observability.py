@@ -4,7 +4,6 @@ histograms are observed, lag returns to 0, and the probes flip as their conditio
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas import ImageRequest
 from tests.image_server import ImageServer
 from tests.integration.conftest import MakeStack, broker
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, free_port
 from tests.support import SAMPLES
 
 pytestmark = pytest.mark.kafka
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.kafka
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
