@@ -15,6 +15,7 @@ service is plain Python; Kafka errors are translated into Faceguard's here.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # OffsetSpec: not in stubs
 
 from consumer.config import GroupProtocol, Settings
 from consumer.errors import PublishError, SetupError
@@ -103,12 +105,17 @@ class RequestConsumer:
         )
 
     def consume(self, max_records: int, timeout_s: float) -> list[Record]:
-        """Up to `max_records` records, waiting at most `timeout_s`; serves rebalance callbacks.
+        """Up to `max_records` records, waiting at most `timeout_s` for the first; serves rebalance callbacks.
 
         Raises PublishError on a fatal consumer error.
         """
         records = []
-        for message in self._consumer.consume(num_messages=max(1, max_records), timeout=timeout_s):
+        # Wait for the first record only, then take what else is buffered: consume(n, timeout) would
+        # wait out the whole timeout for n records, holding a lone request back by up to a second.
+        messages = self._consumer.consume(num_messages=1, timeout=timeout_s)
+        if messages and max_records > 1:
+            messages += self._consumer.consume(num_messages=max_records - 1, timeout=0)
+        for message in messages:
             error = message.error()
             if error is None:
                 records.append(to_record(message))
@@ -136,25 +143,10 @@ class RequestConsumer:
         except KafkaException as exc:
             raise PublishError(f"offset commit failed: {exc.args[0]}") from exc
 
-    def lag(self, partitions: Iterable[PartitionKey], timeout_s: float) -> dict[PartitionKey, int]:
-        """High watermark minus position (or committed offset) per partition, asking the broker.
-
-        Raises PublishError when the broker does not answer within `timeout_s`.
-        """
+    def positions(self, partitions: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
+        """The consumer's next offset per partition (-1 before its first fetch); local, no broker call."""
         wanted = [TopicPartition(t, p) for t, p in partitions]
-        try:
-            if not wanted:
-                self._consumer.list_topics(timeout=timeout_s)  # still proves the broker answers
-                return {}
-            positions = {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(wanted)}
-            lag = {}
-            for tp in wanted:
-                low, high = self._consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
-                position = positions.get((tp.topic, tp.partition), -1)
-                lag[(tp.topic, tp.partition)] = max(0, high - (position if position >= 0 else low))
-            return lag
-        except KafkaException as exc:
-            raise PublishError(f"broker did not answer a watermark query: {exc.args[0]}") from exc
+        return {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(wanted)} if wanted else {}
 
     def group_metadata(self) -> Any:
         """The consumer's group metadata, for sending offsets within a transaction."""
@@ -253,6 +245,51 @@ class _Watchdog:
             self._executor.shutdown(wait=False)
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="txn-call")
             raise _Hung from None
+
+
+class WatermarkReader:
+    """Reads the high watermarks of the watched partitions on a thread of its own, every `interval_s`,
+    in one ListOffsets request (an AdminClient, so the consumer thread never waits on the broker).
+    `reachable` says whether the last request was answered."""
+
+    def __init__(self, settings: Settings, interval_s: float) -> None:
+        config: dict[str, Any] = {**settings.kafka_client_config(), "logger": KAFKA_LOG}
+        self._admin = AdminClient(config)
+        self._interval_s = interval_s
+        self._watched: frozenset[PartitionKey] = frozenset()
+        self.highs: dict[PartitionKey, int] = {}
+        self.reachable = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watermarks", daemon=True)
+        self._thread.start()
+
+    def watch(self, partitions: Iterable[PartitionKey]) -> None:
+        self._watched = frozenset(partitions)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.highs = self._read(self._watched)
+                self.reachable = True
+            except (KafkaException, FutureTimeout) as exc:
+                if self.reachable:
+                    log.warning("broker did not answer a watermark query: %s", exc)
+                self.reachable = False
+            if self._stop.wait(self._interval_s):
+                return
+
+    def _read(self, partitions: frozenset[PartitionKey]) -> dict[PartitionKey, int]:
+        timeout = max(1.0, self._interval_s)
+        if not partitions:
+            self._admin.list_topics(timeout=timeout)  # still proves the broker answers
+            return {}
+        wanted = {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions}  # type: ignore[no-untyped-call]
+        futures = self._admin.list_offsets(wanted, request_timeout=timeout)
+        return {(tp.topic, tp.partition): future.result(timeout).offset for tp, future in futures.items()}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
 
 
 # Fatal errors that mean another producer took this transactional id.

@@ -17,7 +17,7 @@ from consumer.fetch import Fetcher, FetchPolicy
 from consumer.health import Health, ProbeServer
 from consumer.http_source import HttpLimits
 from consumer.kafka_admin import missing_topics
-from consumer.kafka_io import OutputProducer, RequestConsumer, TransactionalProducer
+from consumer.kafka_io import OutputProducer, RequestConsumer, TransactionalProducer, WatermarkReader
 from consumer.metrics import Metrics
 from consumer.model_files import MODEL_FILES
 from consumer.offsets import OffsetTracker
@@ -26,7 +26,7 @@ from consumer.pool import ProcessingPool
 from consumer.process import Outcome, RecordProcessor
 from consumer.s3 import S3Options
 from consumer.scan import ScanDetector
-from consumer.worker import Worker
+from consumer.worker import LAG_REFRESH_S, Worker
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ def run_worker(settings: Settings, stop: threading.Event) -> None:
             raise SetupError(f"topics {', '.join(missing)} do not exist: run `faceguard topics create`")
         tracker: OffsetTracker[Outcome] = OffsetTracker()
         breaker = CircuitBreaker(settings.breaker_window, settings.breaker_failure_ratio, settings.breaker_cooldown_s)
-        worker = Worker(settings, pool, tracker, breaker, (metrics, health))
+        watermarks = WatermarkReader(settings, LAG_REFRESH_S)
+        worker = Worker(settings, pool, tracker, breaker, (metrics, health, watermarks))
         consumer = RequestConsumer(settings, worker.on_assign, worker.on_revoke, worker.on_lost)
         delivery: Delivery | None = None
         try:
@@ -119,6 +120,7 @@ def run_worker(settings: Settings, stop: threading.Event) -> None:
             consumer.close()  # runs on_revoke: commits what finished
             if delivery is not None:
                 delivery.close()
+            watermarks.close()
             log.info("worker %s stopped", settings.worker_id)
     finally:
         pool.close(timeout_s=settings.drain_timeout_s if stop.is_set() else 1.0)

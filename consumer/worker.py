@@ -31,9 +31,9 @@ from collections import Counter, deque
 from consumer.breaker import BreakerState, CircuitBreaker
 from consumer.config import Settings
 from consumer.delivery import Delivery
-from consumer.errors import FaceguardError, PublishError
+from consumer.errors import FaceguardError
 from consumer.health import Health
-from consumer.kafka_io import RequestConsumer
+from consumer.kafka_io import RequestConsumer, WatermarkReader
 from consumer.metrics import Metrics
 from consumer.offsets import OffsetTracker, PartitionKey
 from consumer.pool import Completion, Crash, ProcessingPool
@@ -48,8 +48,7 @@ log = logging.getLogger(__name__)
 # without waiting: completions are handled as they come, and the thread does not wake needlessly.
 BUSY_WAIT_S = 0.05
 QUEUED_PER_THREAD = 4  # records handed to the pool per processing thread, at most
-LAG_REFRESH_S = 5.0  # how often lag is read from the broker (which also proves it answers)
-LAG_QUERY_TIMEOUT_S = 2.0
+LAG_REFRESH_S = 5.0  # how often lag is computed; the watermarks are read on their own thread as often
 
 
 class ProcessingBug(FaceguardError):
@@ -65,10 +64,10 @@ class Worker:
         pool: ProcessingPool,
         tracker: OffsetTracker[Outcome],
         breaker: CircuitBreaker,
-        observers: tuple[Metrics, Health],
+        observers: tuple[Metrics, Health, WatermarkReader],
     ) -> None:
         self._settings = settings
-        self._metrics, self._health = observers
+        self._metrics, self._health, self._watermarks = observers
         self._lag_read = 0.0
         self._pool = pool
         self._tracker = tracker
@@ -192,18 +191,14 @@ class Worker:
         self._metrics.breaker_open.set(1 if breaker_open else 0)
         self._metrics.in_flight.set(self.in_flight)
         self._metrics.paused.set(len(self._paused))
+        self._health.broker_reachable = self._watermarks.reachable
         if time.monotonic() - self._lag_read < LAG_REFRESH_S:
             return
         assert self.consumer is not None
-        try:
-            lag = self.consumer.lag(self._assigned, LAG_QUERY_TIMEOUT_S)
-        except PublishError as exc:
-            if self._health.broker_reachable:
-                log.warning("broker unreachable: %s", exc)
-            self._health.broker_reachable = False
-        else:
-            self._health.broker_reachable = True
-            self._metrics.lag_refreshed(lag, self._settings.processing_threads)
+        self._watermarks.watch(self._assigned)
+        highs, positions = self._watermarks.highs, self.consumer.positions(self._assigned)
+        lag = {p: max(0, highs[p] - positions[p]) for p in self._assigned if p in highs and positions.get(p, -1) >= 0}
+        self._metrics.lag_refreshed(lag, self._settings.processing_threads)
         self._lag_read = time.monotonic()
 
     @property

@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""The sizing benchmark: in-process stages, the machine's floor, end to end through a broker, and deface.
+
+    .venv/bin/python ops/bench.py [--faces N] [--large N] [--threads 1,2] [--no-deface]
+
+Prints a table, then the figures as JSON. A measurement, not a test: run it on a
+quiet machine. Every part runs in this one invocation, on the same images:
+
+- in-process: the pipeline (read, decode, detect, mask, encode; default preset)
+  with 1 and 2 threads, one detector each, on the 1024-px WIDER photos
+  (`../shared/data/faces/`) and the 2-24 MP photos (`../shared/data/large/`);
+  mean ms per stage and images/s;
+- floor: decode plus encode of the same images and nothing else;
+- end to end: one `faceguard worker` (2 threads, exactly-once) on a local broker,
+  fed flat out and then at half the flat-out rate by a load generator; images/s,
+  p50/p95/p99 latency from a request's send to its metadata being readable
+  (read_committed), CPU seconds per image and peak RSS of the worker;
+- peak RSS of a worker masking the large photos;
+- deface 1.5.0 (its own environment, `ops/eval_recall.py`) on the 1024-px photos:
+  its CLI, wall time per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "ops"))
+
+from eval_recall import deface_python  # noqa: E402
+
+from consumer.config import Settings  # noqa: E402
+from consumer.decode import decode_image  # noqa: E402
+from consumer.encode import EncodeQuality, encode_image  # noqa: E402
+from consumer.kafka_admin import OutputReader, create_topics  # noqa: E402
+from consumer.kafka_io import OutputProducer  # noqa: E402
+from consumer.pipeline import Anonymizer  # noqa: E402
+from consumer.records import OutgoingRecord  # noqa: E402
+from consumer.scan import ScanDetector  # noqa: E402
+from schemas import ImageRequest  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+BIN = Path(sys.executable).parent
+STAGES = ("decode", "detect", "mask", "encode")
+
+
+@dataclass
+class InProcess:
+    images_per_s: float
+    stage_ms: dict[str, float]
+
+
+def in_process(images: list[bytes], threads: int) -> InProcess:
+    """The pipeline on `threads` threads (detectors loaded before timing)."""
+    settings = Settings()
+    local = threading.local()
+    timings: list[dict[str, float]] = []
+
+    def one(data: bytes) -> None:
+        if not hasattr(local, "anonymizer"):
+            local.anonymizer = Anonymizer(ScanDetector(settings.strategy, settings.models_dir), settings)
+        t = local.anonymizer.anonymize(data, None).timings
+        timings.append({s: getattr(t, f"{s}_ms") for s in STAGES})
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, images[:threads]))  # warm-up: one detector per thread
+        timings.clear()
+        started = time.perf_counter()
+        list(pool.map(one, images))
+        elapsed = time.perf_counter() - started
+    return InProcess(len(images) / elapsed, {s: statistics.fmean(t[s] for t in timings) for s in STAGES})
+
+
+def floor(images: list[bytes], threads: int) -> float:
+    """Images/s of decode plus encode alone."""
+    settings = Settings()
+
+    def one(data: bytes) -> None:
+        image = decode_image(data, settings.max_image_pixels)
+        encode_image(image.pixels, image.format, EncodeQuality())
+
+    with ThreadPoolExecutor(threads) as pool:
+        started = time.perf_counter()
+        list(pool.map(one, images))
+        return len(images) / (time.perf_counter() - started)
+
+
+@dataclass
+class EndToEnd:
+    images_per_s: float
+    latency_s: dict[str, float]
+    cpu_s_per_image: float
+    peak_rss_mb: float
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def end_to_end(bootstrap: str, paths: list[Path], threads: int, rate: float | None) -> EndToEnd:
+    """One worker on fresh topics, fed flat out (`rate` None) or at `rate` requests/s."""
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "FACEGUARD_ALLOWED_ROOTS": os.pathsep.join(sorted({str(p.parent) for p in paths})),
+        "FACEGUARD_GROUP_ID": prefix,
+        "FACEGUARD_WORKER_ID": "bench",
+        "FACEGUARD_TOPIC_REQUESTS": f"{prefix}.requests",
+        "FACEGUARD_TOPIC_MASKED": f"{prefix}.masked",
+        "FACEGUARD_TOPIC_METADATA": f"{prefix}.metadata",
+        "FACEGUARD_TOPIC_DLQ": f"{prefix}.dlq",
+        "FACEGUARD_PROCESSING_THREADS": str(threads),
+        "FACEGUARD_PROBE_PORT": "0",
+        "FACEGUARD_OUTPUT_STORE": (Path(tempfile.mkdtemp(prefix="faceguard-bench-")) / "store").as_uri(),
+        "FACEGUARD_LOG_FORMAT": "json",
+    }
+    os.environ.update(env)
+    settings = Settings()
+    create_topics(settings, 6, 1)
+    reader = OutputReader(settings, [settings.topic_metadata, settings.topic_dlq], f"bench-{uuid.uuid4()}")
+    worker = subprocess.Popen([str(BIN / "faceguard"), "worker"], env=env, stderr=subprocess.DEVNULL)
+    sent: dict[str, float] = {}
+    done: dict[str, float] = {}
+    producer, failures = OutputProducer(settings), []  # the load generator's one producer
+
+    def send(request_id: str, path: Path) -> None:
+        request = ImageRequest(request_id=request_id, image_ref=path.as_uri())
+        record = OutgoingRecord(settings.topic_requests, request_id.encode(), request.model_dump_json().encode(), [])
+        sent[request_id] = time.perf_counter()
+        producer.send(record, lambda error: None if error is None else failures.append(error))
+        producer.poll()
+
+    def wait_for(request_id: str) -> None:
+        while request_id not in done:
+            for record in reader.poll_batch(500, 0.05):
+                if record.topic == settings.topic_dlq:
+                    raise SystemExit(f"dead-lettered: {dict(record.headers)}")
+                done[(record.key or b"").decode()] = time.perf_counter()
+
+    try:
+        send("warm-up", paths[0])  # the clock starts once the worker has joined and answered
+        producer.flush(30)
+        wait_for("warm-up")
+        del sent["warm-up"], done["warm-up"]
+        cpu_before = proc_cpu_s(worker.pid)
+
+        def generate() -> None:
+            for n, path in enumerate(paths):
+                if rate is not None:
+                    time.sleep(max(0.0, started + n / rate - time.perf_counter()))
+                send(f"r{n}", path)
+
+        started = time.perf_counter()
+        generator = threading.Thread(target=generate)
+        generator.start()
+        for n in range(len(paths)):  # read while the generator sends, so that arrival times are true
+            producer.poll()
+            wait_for(f"r{n}")
+        generator.join()
+        assert not failures, failures
+        elapsed = max(done.values()) - started
+        cpu = proc_cpu_s(worker.pid) - cpu_before
+        rss = proc_peak_rss_mb(worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait()
+        reader.close()
+        producer.close()
+    latencies = sorted(done[k] - sent[k] for k in done)
+    quantiles = statistics.quantiles(latencies, n=100)
+    return EndToEnd(
+        len(paths) / elapsed,
+        {"p50": quantiles[49], "p95": quantiles[94], "p99": quantiles[98]},
+        cpu / len(paths),
+        rss,
+    )
+
+
+def deface_images_per_s(paths: list[Path]) -> float:
+    """Images/s of deface's CLI (its defaults) on copies of `paths`, in one run; the time of a run on
+    one image (start-up and model load) is taken off."""
+    deface = str(deface_python().parent / "deface")
+    with tempfile.TemporaryDirectory() as work:
+        copies = []
+        for n, path in enumerate(paths):
+            copy = Path(work) / f"{n}{path.suffix}"
+            copy.write_bytes(path.read_bytes())
+            copies.append(str(copy))
+
+        def run(inputs: list[str]) -> float:
+            started = time.perf_counter()
+            subprocess.run([deface, *inputs], capture_output=True, check=True)
+            return time.perf_counter() - started
+
+        one = run(copies[:1])
+        return (len(copies) - 1) / max(1e-6, run(copies) - one)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faces", type=int, default=200, help="1024-px photos to use (default 200)")
+    parser.add_argument("--large", type=int, default=20, help="large photos to use (default all 20)")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--no-deface", action="store_true")
+    args = parser.parse_args()
+    faces = sorted((SHARED / "faces" / "images").glob("*.jpg"))[: args.faces]
+    large = sorted((SHARED / "large").glob("*.jpg"))[: args.large]
+    counts = [int(n) for n in args.threads.split(",")]
+    figures: dict[str, object] = {"faces_images": len(faces), "large_images": len(large)}
+
+    print(f"in-process, default preset {Settings().preset.value} ({len(faces)} 1024-px, {len(large)} large photos)")
+    print(f"{'set':>6} {'threads':>7} {'img/s':>8} {'floor img/s':>12} " + " ".join(f"{s + ' ms':>10}" for s in STAGES))
+    for name, paths in (("faces", faces), ("large", large)):
+        data = [p.read_bytes() for p in paths]
+        for threads in counts:
+            measured, floor_rate = in_process(data, threads), floor(data, threads)
+            figures[f"{name}_{threads}t"] = {
+                "images_per_s": round(measured.images_per_s, 2),
+                "floor_images_per_s": round(floor_rate, 2),
+                "stage_ms": {k: round(v, 1) for k, v in measured.stage_ms.items()},
+            }
+            stage_cells = " ".join(f"{measured.stage_ms[s]:>10.1f}" for s in STAGES)
+            print(f"{name:>6} {threads:>7} {measured.images_per_s:>8.2f} {floor_rate:>12.2f} {stage_cells}")
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        script = str(REPO / "ops" / "kafka_local.py")
+        bootstrap = subprocess.run(
+            [sys.executable, script, "start", "--data", data_dir, "--port", "0"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        try:
+            threads = max(counts)
+            flat = end_to_end(bootstrap, faces, threads, None)
+            half = end_to_end(bootstrap, faces, threads, flat.images_per_s / 2)
+            big = end_to_end(bootstrap, large, threads, None)
+        finally:
+            subprocess.run([sys.executable, script, "stop", "--data", data_dir], capture_output=True, check=False)
+    print(f"\nend to end, one worker, {threads} threads, exactly-once ({len(faces)} 1024-px photos)")
+    print(f"{'load':>10} {'img/s':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'CPU s/img':>10} {'peak RSS MB':>12}")
+    for name, run in (("flat out", flat), ("half rate", half), ("large", big)):
+        figures[f"e2e_{name.replace(' ', '_')}"] = {
+            "images_per_s": round(run.images_per_s, 2),
+            "latency_s": {k: round(v, 3) for k, v in run.latency_s.items()},
+            "cpu_s_per_image": round(run.cpu_s_per_image, 4),
+            "peak_rss_mb": round(run.peak_rss_mb, 1),
+        }
+        lat = run.latency_s
+        print(
+            f"{name:>10} {run.images_per_s:>8.2f} {lat['p50']:>7.3f} {lat['p95']:>7.3f} {lat['p99']:>7.3f}"
+            f" {run.cpu_s_per_image:>10.4f} {run.peak_rss_mb:>12.1f}"
+        )
+    bare = figures[f"faces_{threads}t"]
+    assert isinstance(bare, dict)
+    ratios = {
+        "kafka_over_in_process": flat.images_per_s / bare["images_per_s"],
+        "in_process_over_floor": bare["images_per_s"] / bare["floor_images_per_s"],
+        # the single-image time: the in-process stages of one image, one after the other
+        "half_rate_p99_over_single_image": half.latency_s["p99"] / (sum(bare["stage_ms"].values()) / 1000),
+    }
+    if not args.no_deface:
+        deface_rate = deface_images_per_s(faces)
+        figures["deface_images_per_s"] = round(deface_rate, 2)
+        ratios["ours_over_deface"] = flat.images_per_s / deface_rate
+        print(f"\ndeface 1.5.0 CLI on the same {len(faces)} photos: {deface_rate:.2f} img/s")
+    figures["ratios"] = {k: round(v, 3) for k, v in ratios.items()}
+    print("\nratios: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
