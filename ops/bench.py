@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "ops"))
 
+from bench_worker import temporary_broker, worker_env  # noqa: E402
 from eval_recall import deface_python  # noqa: E402
 
 from consumer.config import Settings  # noqa: E402
@@ -120,22 +121,7 @@ def proc_peak_rss_mb(pid: int) -> float:
 
 def end_to_end(bootstrap: str, paths: list[Path], threads: int, rate: float | None) -> EndToEnd:
     """One worker on fresh topics, fed flat out (`rate` None) or at `rate` requests/s."""
-    prefix = f"bench{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "FACEGUARD_ALLOWED_ROOTS": os.pathsep.join(sorted({str(p.parent) for p in paths})),
-        "FACEGUARD_GROUP_ID": prefix,
-        "FACEGUARD_WORKER_ID": "bench",
-        "FACEGUARD_TOPIC_REQUESTS": f"{prefix}.requests",
-        "FACEGUARD_TOPIC_MASKED": f"{prefix}.masked",
-        "FACEGUARD_TOPIC_METADATA": f"{prefix}.metadata",
-        "FACEGUARD_TOPIC_DLQ": f"{prefix}.dlq",
-        "FACEGUARD_PROCESSING_THREADS": str(threads),
-        "FACEGUARD_PROBE_PORT": "0",
-        "FACEGUARD_OUTPUT_STORE": (Path(tempfile.mkdtemp(prefix="faceguard-bench-")) / "store").as_uri(),
-        "FACEGUARD_LOG_FORMAT": "json",
-    }
+    env = worker_env(bootstrap, paths, threads, "exactly_once")
     os.environ.update(env)
     settings = Settings()
     create_topics(settings, 6, 1)
@@ -244,21 +230,11 @@ def main() -> int:
             stage_cells = " ".join(f"{measured.stage_ms[s]:>10.1f}" for s in STAGES)
             print(f"{name:>6} {threads:>7} {measured.images_per_s:>8.2f} {floor_rate:>12.2f} {stage_cells}")
 
-    with tempfile.TemporaryDirectory() as data_dir:
-        script = str(REPO / "ops" / "kafka_local.py")
-        bootstrap = subprocess.run(
-            [sys.executable, script, "start", "--data", data_dir, "--port", "0"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        try:
-            threads = max(counts)
-            flat = end_to_end(bootstrap, faces, threads, None)
-            half = end_to_end(bootstrap, faces, threads, flat.images_per_s / 2)
-            big = end_to_end(bootstrap, large, threads, None)
-        finally:
-            subprocess.run([sys.executable, script, "stop", "--data", data_dir], capture_output=True, check=False)
+    threads = max(counts)
+    with temporary_broker() as bootstrap:
+        flat = end_to_end(bootstrap, faces, threads, None)
+        half = end_to_end(bootstrap, faces, threads, flat.images_per_s / 2)
+        big = end_to_end(bootstrap, large, threads, None)
     print(f"\nend to end, one worker, {threads} threads, exactly-once ({len(faces)} 1024-px photos)")
     print(f"{'load':>10} {'img/s':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'CPU s/img':>10} {'peak RSS MB':>12}")
     for name, run in (("flat out", flat), ("half rate", half), ("large", big)):
