@@ -1,5 +1,5 @@
 # The one way to run every check. `make help` lists the targets.
-# Needs python3 (3.11+), Java 17+ and Maven; everything else is installed into
+# Needs python3 (3.11+), Java 17+, Maven and (for the tests) Go; everything else is installed into
 # .venv/ and .cache/ (both git-ignored).
 
 SHELL := /bin/bash
