@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import go_tools
+from kafka_local import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 USER = os.environ.get("S3_LOCAL_USER", "faceguard")
@@ -53,12 +53,6 @@ def install() -> Path:
         return go_tools.install("minio")
     except go_tools.ToolError as exc:
         raise ServerError(str(exc)) from exc
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start(data: Path, port: int, timeout: float) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from consumer.evaluate import load_annotations
 from consumer.image_types import Box
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,16 +28,10 @@ class AnnotatedImage:
 @cache
 def annotated_images() -> list[AnnotatedImage]:
     """The wider-val photos of ../shared/data/faces with their valid face boxes, sorted by name."""
-    images = []
-    for line in (FACES / "annotations.jsonl").read_text().splitlines():
-        entry = json.loads(line)
-        if entry["subset"] != "wider-val":
-            continue
-        invalid = entry.get("difficulty", {}).get("invalid", [0] * len(entry["faces"]))
-        faces: list[tuple[int, int, int, int]] = [
-            (box[0], box[1], box[2], box[3]) for box, bad in zip(entry["faces"], invalid, strict=True) if not bad
-        ]
-        images.append(AnnotatedImage(FACES / "images" / entry["image"], faces))
+    images = [
+        AnnotatedImage(image.path, [face.box.as_tuple() for face in image.faces if not face.invalid])
+        for image in load_annotations(FACES / "annotations.jsonl", "wider-val")
+    ]
     return sorted(images, key=lambda i: i.path.name)
 
 
