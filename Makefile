@@ -25,9 +25,7 @@ $(UV):
 
 venv: $(UV) ## create .venv from the locked dependency set (uv.lock)
 	$(UV) sync --frozen --extra dev --quiet
-	@$(BIN)/python -c "import importlib.metadata as m; names = {d.metadata['Name'].lower() for d in m.distributions()}; \
-	  bad = names & {'opencv-python', 'opencv-contrib-python', 'opencv-contrib-python-headless'}; \
-	  assert not bad, f'a second OpenCV is installed: {bad}'"
+	$(BIN)/python ops/check_opencv.py
 
 models: ## fetch the BlazeFace models from the mediapipe 0.10.21 wheel and verify their sha256
 	$(PYTHON) ops/fetch_models.py

@@ -1,6 +1,7 @@
 """The `faceguard` command.
 
     faceguard worker                      run a consumer-group worker
+    faceguard probe [live|ready]          ask a running worker's probe server (container health checks)
     faceguard submit PATH_OR_URL...       publish requests (a folder expands to its images)
     faceguard anonymize INPUT... -o DIR   mask local files without Kafka
     faceguard topics create               create the topics
@@ -58,6 +59,11 @@ def parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run a worker in the consumer group")
     worker.set_defaults(run=cmd_worker)
+
+    probe = commands.add_parser("probe", help="ask this host's worker whether it is live or ready (exit 0: yes)")
+    probe.add_argument("check", nargs="?", choices=["live", "ready"], default="live")
+    probe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
+    probe.set_defaults(run=cmd_probe)
 
     submit = commands.add_parser("submit", help="publish image requests")
     submit.add_argument("targets", nargs="+", metavar="PATH_OR_URL")
@@ -157,6 +163,14 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
 
     run_worker(settings, stop_on_signals())
     return 0
+
+
+def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.health import ask_probe
+
+    answer = ask_probe(settings.probe_port, args.check, args.timeout)
+    print(answer.body)
+    return 0 if answer.ok else 1
 
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -65,6 +67,29 @@ class Health:
             "circuit_breaker": "open" if self.breaker_open else "closed",
             "partitions": self.assigned_partitions or "waiting for assignment",
         }
+
+
+PROBE_PATHS = {"live": "/healthz", "ready": "/readyz"}
+
+
+@dataclass(frozen=True)
+class ProbeAnswer:
+    ok: bool
+    body: str
+
+
+def ask_probe(port: int, check: str, timeout_s: float, host: str = "127.0.0.1") -> ProbeAnswer:
+    """What a worker's probe server on this host says: the container health check without curl."""
+    if port == 0:
+        return ProbeAnswer(False, '{"status": "failing", "probes": "off (FACEGUARD_PROBE_PORT=0)"}')
+    url = f"http://{host}:{port}{PROBE_PATHS[check]}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return ProbeAnswer(True, response.read().decode(errors="replace"))
+    except urllib.error.HTTPError as exc:  # 503: the body says why
+        return ProbeAnswer(False, exc.read().decode(errors="replace"))
+    except OSError as exc:
+        return ProbeAnswer(False, json.dumps({"status": "failing", "probes": f"no answer on port {port}: {exc}"}))
 
 
 class ProbeServer:

@@ -83,9 +83,15 @@ class Stack:
     def start_worker(self, worker_id: str | None = None, **env: str) -> subprocess.Popen[bytes]:
         """Start `faceguard worker`. A restart passes the same `worker_id`, as a restarted pod keeps its name:
         its transactional id then fences (and aborts the open transaction of) the killed one at once."""
+        return self.start_worker_command([str(BIN / "faceguard"), "worker"], worker_id, **env)
+
+    def start_worker_command(
+        self, command: list[str], worker_id: str | None = None, **env: str
+    ) -> subprocess.Popen[bytes]:
+        """Start a worker with a command of the test's own (another installation, a namespace)."""
         log = (self.workdir / f"worker-{len(self.workers)}.log").open("wb")
         worker = subprocess.Popen(
-            [str(BIN / "faceguard"), "worker"],
+            command,
             env={
                 **self.env,
                 "FACEGUARD_WORKER_ID": worker_id or f"w{len(self.workers)}",
