@@ -33,8 +33,8 @@ models: ## fetch the BlazeFace models from the mediapipe 0.10.21 wheel and verif
 kafka: ## resolve the Kafka broker jars with Maven
 	$(PYTHON) ops/kafka_local.py install
 
-tools: ## build the Go programs the tests use: MinIO (S3 server) and promtool (go install, cached)
-	$(PYTHON) ops/go_tools.py install minio promtool
+tools: ## build the Go programs the tests use: MinIO, promtool, helm, kubeconform, docker-compose (cached)
+	$(PYTHON) ops/go_tools.py install minio promtool helm kubeconform docker-compose
 
 demo: setup ## start a local broker and a worker, submit the sample images, show the outputs
 	PATH=$(CURDIR)/$(BIN):$$PATH ops/demo.sh
