@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_certificate_location: Path | None = Field(None, description="Client certificate (mutual TLS), PEM.")
+    kafka_ssl_key_location: Path | None = Field(None, description="Client certificate's private key, PEM.")
     client_id: str = "faceguard"
     group_id: str = "faceguard"
 
@@ -264,4 +266,8 @@ class Settings(BaseSettings):
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         if self.kafka_ssl_ca_location:
             config["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
+        if self.kafka_ssl_certificate_location:
+            config["ssl.certificate.location"] = str(self.kafka_ssl_certificate_location)
+        if self.kafka_ssl_key_location:
+            config["ssl.key.location"] = str(self.kafka_ssl_key_location)
         return config

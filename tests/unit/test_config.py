@@ -37,3 +37,16 @@ def test_secrets_reach_librdkafka_but_not_the_repr() -> None:
     )
     assert settings.kafka_client_config()["sasl.password"] == "hunter2"
     assert "hunter2" not in repr(settings)
+
+
+def test_mutual_tls_files_reach_librdkafka(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Helm chart mounts the TLS secret and points these variables at its files."""
+    monkeypatch.setenv("FACEGUARD_KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("FACEGUARD_KAFKA_SSL_CA_LOCATION", "/etc/faceguard/kafka-tls/ca.crt")
+    monkeypatch.setenv("FACEGUARD_KAFKA_SSL_CERTIFICATE_LOCATION", "/etc/faceguard/kafka-tls/tls.crt")
+    monkeypatch.setenv("FACEGUARD_KAFKA_SSL_KEY_LOCATION", "/etc/faceguard/kafka-tls/tls.key")
+    config = Settings().kafka_client_config()
+    assert config["security.protocol"] == "SSL"
+    assert config["ssl.ca.location"] == "/etc/faceguard/kafka-tls/ca.crt"
+    assert config["ssl.certificate.location"] == "/etc/faceguard/kafka-tls/tls.crt"
+    assert config["ssl.key.location"] == "/etc/faceguard/kafka-tls/tls.key"
