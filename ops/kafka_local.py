@@ -172,6 +172,25 @@ def free_port() -> int:
     raise BrokerError("no free loopback port below the ephemeral range")
 
 
+# The broker's settings apart from its addresses and folders; docker-compose.yml sets the same
+# (tests/e2e/test_compose.py compares them).
+BROKER_SETTINGS = {
+    "num.partitions": "1",
+    "auto.create.topics.enable": "false",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "4",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "4",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    # Large images travel as single records; topics raise their own limit.
+    "message.max.bytes": "33554432",
+    "replica.fetch.max.bytes": "33554432",
+}
+
+
 def write_config(broker: Broker, port: int) -> None:
     controller_port = free_port()
     broker.data.mkdir(parents=True, exist_ok=True)
@@ -188,19 +207,7 @@ def write_config(broker: Broker, port: int) -> None:
                 "inter.broker.listener.name=PLAINTEXT",
                 "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                 f"log.dirs={broker.storage}",
-                "num.partitions=1",
-                "auto.create.topics.enable=false",
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=4",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "transaction.state.log.num.partitions=4",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                # Large images travel as single records; topics raise their own limit.
-                "message.max.bytes=33554432",
-                "replica.fetch.max.bytes=33554432",
+                *(f"{key}={value}" for key, value in BROKER_SETTINGS.items()),
                 "",
             ]
         )
