@@ -19,8 +19,9 @@ from consumer.address_policy import AddressPolicy
 from consumer.decode import sniff_format
 from consumer.errors import NotAnImage, UnsupportedReference
 from consumer.file_source import local_path, read_file
-from consumer.http_source import HttpLimits, HttpSource, redact
+from consumer.http_source import HttpLimits, HttpSource
 from consumer.s3 import S3Options, parse_s3_uri, read_object, s3_client
+from consumer.url_redaction import redact
 
 # Declared types that say nothing about the bytes; anything else must match them.
 UNTYPED = frozenset({"", "application/octet-stream", "binary/octet-stream"})

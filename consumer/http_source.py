@@ -23,6 +23,7 @@ import httpx
 
 from consumer.address_policy import AddressPolicy
 from consumer.errors import ImageTooLarge, SourceNotFound, SourceUnavailable, UnsupportedReference
+from consumer.url_redaction import redact
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
@@ -155,11 +156,3 @@ class HttpSource:
         if left <= 0:
             raise SourceUnavailable(f"{redact(url)}: no time left of {self._limits.total_timeout_s:g}s")
         return httpx.Timeout(min(self._limits.read_timeout_s, left), connect=min(self._limits.connect_timeout_s, left))
-
-
-def redact(url: str) -> str:
-    """`url` without userinfo, query or fragment, which may hold credentials or signatures."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"

@@ -60,6 +60,9 @@ def log_format_from_env() -> LogFormat:
     return LogFormat(value) if value in LogFormat.__members__.values() else LogFormat.JSON
 
 
+URL_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3")
+
+
 def configure_logging(log_format: LogFormat, verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format is LogFormat.JSON:
@@ -69,3 +72,6 @@ def configure_logging(log_format: LogFormat, verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # These libraries log whole request URLs (a presigned URL's signature with them), even with -v.
+    for chatty in URL_LOGGERS:
+        logging.getLogger(chatty).setLevel(logging.WARNING)

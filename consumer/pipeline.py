@@ -19,6 +19,7 @@ from consumer.errors import ImageTooLarge
 from consumer.image_types import ImageFormat
 from consumer.mask import mask_faces
 from consumer.scan import ScanDetector
+from consumer.url_redaction import without_credentials
 from schemas import (
     Face,
     FaceMetadataEvent,
@@ -106,7 +107,7 @@ def metadata_event(
     """The audit record for `request`, processed into `result`."""
     return FaceMetadataEvent(
         request_id=request.request_id,
-        source_ref=request.image_ref,
+        source_ref=without_credentials(request.image_ref),
         image=ImageInfo(
             width=result.width,
             height=result.height,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from schemas.export import schema_path
+from tests.image_server import ImageServer
 from tests.images import ASTRONAUT_FACE, exif_rotated_astronaut, has_gps, upright_astronaut_crop
 from tests.integration.conftest import MakeStack
 from tests.support import SAMPLES, decode, images_with_large_faces, iou, outside_change, read_image, region_change
@@ -22,6 +23,9 @@ pytestmark = pytest.mark.kafka
 MAX_DETAIL_LEFT = 0.35
 # ... and away from the masked regions a JPEG re-encode changes pixels by less than this on average.
 MAX_NOISE_OUTSIDE = 2.5
+
+
+ASTRONAUT_BYTES = (SAMPLES / "astronaut.png").read_bytes()
 
 
 def test_every_request_gets_one_masked_image_and_one_metadata_event(make_stack: MakeStack, tmp_path: Path) -> None:
@@ -167,3 +171,21 @@ def test_collect_writes_images_metadata_and_dead_letters_into_a_folder(make_stac
     dead = json.loads(line)
     assert dead["headers"]["faceguard-error-class"] == "invalid_request"
     assert dead["value"] == "not json"
+
+
+def test_a_presigned_urls_signature_stays_out_of_the_outputs(make_stack: MakeStack, image_server: ImageServer) -> None:
+    """The audit trail names the image, not the credentials that fetched it; nor does the worker's log."""
+    url = image_server.script(
+        "/signed.png?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=s3cr3tsig&version=2", ASTRONAUT_BYTES
+    )
+    stack = make_stack(partitions=1)
+    [request_id] = stack.submit(url)
+    stack.start_worker()
+    outputs = stack.outputs({request_id}, timeout_s=60)
+    [metadata] = outputs.metadata[request_id]
+    event = json.loads(metadata.value or b"{}")
+    assert event["source_ref"] == url.split("?")[0] + "?version=2"
+    for record in [metadata, *outputs.masked[request_id]]:
+        assert b"s3cr3tsig" not in (record.value or b"")
+        assert all(b"s3cr3tsig" not in value for _, value in record.headers)
+    assert "s3cr3tsig" not in stack.worker_log()

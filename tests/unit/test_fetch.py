@@ -25,8 +25,9 @@ from consumer.errors import (
     UnsupportedReference,
 )
 from consumer.fetch import Fetcher, FetchPolicy
-from consumer.http_source import HttpLimits, redact
+from consumer.http_source import HttpLimits
 from consumer.s3 import S3Options
+from consumer.url_redaction import redact
 
 PNG = cv2.imencode(".png", np.full((8, 8, 3), 90, np.uint8))[1].tobytes()
 JPEG = cv2.imencode(".jpg", np.full((8, 8, 3), 90, np.uint8))[1].tobytes()
