@@ -24,7 +24,7 @@ $(UV):
 	.cache/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 venv: $(UV) ## create .venv from the locked dependency set (uv.lock)
-	$(UV) sync --frozen --extra dev --quiet
+	$(UV) sync --frozen --extra dev --extra otel --quiet
 	$(BIN)/python ops/check_opencv.py
 
 models: ## fetch the BlazeFace models from the mediapipe 0.10.21 wheel and verify their sha256

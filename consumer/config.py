@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         300.0, gt=0, description="A processing thread on one record this long makes the worker not live."
     )
     loop_stall_s: float = Field(60.0, gt=0, description="A poll loop silent this long makes the worker not live.")
+    otel: bool = Field(
+        False,
+        description="Export an OpenTelemetry span per request and stage (OTLP/HTTP, OTEL_* variables; `otel` extra).",
+    )
 
     # Failures.
     breaker_window: int = Field(50, ge=0, description="Records the circuit breaker looks back on; 0 disables it.")

@@ -25,7 +25,8 @@ from consumer.outputs import FailedRecord, dead_letter_record, retry_record, suc
 from consumer.pipeline import AnonymizedImage, Anonymizer, Stopwatch, metadata_event
 from consumer.records import OutgoingRecord, Record
 from consumer.retry import history_of, route_failure
-from consumer.trace import TraceContext, child_of, traced
+from consumer.spans import ContextOnly, SpanEnd, Spans
+from consumer.trace import TraceContext, traced
 from schemas import ErrorClass, ImageRequest, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -57,17 +58,35 @@ class Outcome:
 class RecordProcessor:
     """Processes records one at a time on one thread."""
 
-    def __init__(self, settings: Settings, anonymizer: Anonymizer, fetcher: Fetcher, claim_check: ClaimCheck) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        anonymizer: Anonymizer,
+        fetcher: Fetcher,
+        claim_check: ClaimCheck,
+        spans: Spans | None = None,
+    ) -> None:
         self._settings = settings
         self._anonymizer = anonymizer
         self._fetcher = fetcher
         self._claim_check = claim_check
+        self._spans = spans or ContextOnly()
 
     def process(self, record: Record) -> Outcome:
-        """The outcome of one record, its outputs carrying the record's trace context. Raises only on a bug."""
-        trace = child_of(record.headers)
-        outcome = self._outcome(record, trace)
-        return dataclasses.replace(outcome, outputs=traced(outcome.outputs, trace))
+        """The outcome of one record, its outputs carrying the record's span. Raises only on a bug."""
+        span = self._spans.begin(record)
+        outcome = self._outcome(record, span.context)
+        result = outcome.result
+        span.end(
+            SpanEnd(
+                outcome=outcome.kind.value,
+                failed=outcome.failed,
+                error_class=None if outcome.error_class is None else outcome.error_class.value,
+                faces=None if result is None else len(result.faces),
+                timings=None if result is None else result.timings,
+            )
+        )
+        return dataclasses.replace(outcome, outputs=traced(outcome.outputs, span.context))
 
     def _outcome(self, record: Record, trace: TraceContext) -> Outcome:
         request = None

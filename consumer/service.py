@@ -26,6 +26,7 @@ from consumer.pool import ProcessingPool
 from consumer.process import Outcome, RecordProcessor
 from consumer.s3 import S3Options
 from consumer.scan import ScanDetector
+from consumer.spans import Spans, open_spans
 from consumer.worker import LAG_REFRESH_S, Worker
 
 log = logging.getLogger(__name__)
@@ -78,11 +79,11 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def record_processor(settings: Settings) -> RecordProcessor:
+def record_processor(settings: Settings, spans: Spans) -> RecordProcessor:
     """A processor with its own detector and fetcher, for one processing thread."""
     detector = ScanDetector(settings.strategy, settings.models_dir)
     fetcher = Fetcher(fetch_policy(settings))
-    return RecordProcessor(settings, Anonymizer(detector, settings), fetcher, claim_check(settings))
+    return RecordProcessor(settings, Anonymizer(detector, settings), fetcher, claim_check(settings), spans)
 
 
 def run_worker(settings: Settings, stop: threading.Event) -> None:
@@ -96,7 +97,8 @@ def run_worker(settings: Settings, stop: threading.Event) -> None:
     probes = ProbeServer(settings.probe_port, health, metrics) if settings.probe_port else None
     if probes is not None:
         log.info("serving /metrics, /healthz and /readyz on port %d", probes.port)
-    pool = ProcessingPool(lambda: record_processor(settings), settings.processing_threads, health)
+    spans = open_spans(settings.otel, settings.worker_id)
+    pool = ProcessingPool(lambda: record_processor(settings, spans), settings.processing_threads, health)
     try:
         pool.start()
         health.models_loaded = True
@@ -124,6 +126,7 @@ def run_worker(settings: Settings, stop: threading.Event) -> None:
             log.info("worker %s stopped", settings.worker_id)
     finally:
         pool.close(timeout_s=settings.drain_timeout_s if stop.is_set() else 1.0)
+        spans.close()
         if probes is not None:
             probes.close()
 

@@ -4,11 +4,15 @@ histograms are observed, lag returns to 0, and the probes flip as their conditio
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -161,3 +165,62 @@ def test_readiness_follows_the_broker(own_broker: tuple[str, Path], tmp_path: Pa
         wait_for(lambda: probe(port, "/readyz") == 200, 60, "/readyz to recover with the broker back")
     finally:
         stack.close()
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP trace receiver on loopback: keeps every span it is sent."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        spans: list[Any] = []
+        self.spans = spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                for resource in request.resource_spans:
+                    for scope in resource.scope_spans:
+                        spans.extend(scope.spans)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_opentelemetry_exports_a_span_per_request_and_stage_linked_to_the_outputs(make_stack: MakeStack) -> None:
+    receiver = OtlpReceiver()
+    try:
+        stack = make_stack(partitions=1)
+        request = ImageRequest(request_id="otel-1", image_ref=(SAMPLES / "astronaut.png").as_uri())
+        stack.produce_raw([request.model_dump_json().encode()], [("traceparent", TRACEPARENT.encode())])
+        worker = stack.start_worker(
+            FACEGUARD_OTEL="true", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="100"
+        )
+        outputs = stack.outputs({"otel-1"}, timeout_s=60)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0  # the exporter flushes on the way out
+        by_name = {span.name: span for span in receiver.spans}
+        process = by_name[f"faceguard.process {stack.settings.topic_requests}"]
+        assert process.trace_id.hex() == TRACE_ID
+        assert process.parent_span_id.hex() == TRACEPARENT.split("-")[2]
+        for stage in ("fetch", "decode", "detect", "mask", "encode"):
+            assert by_name[f"faceguard.{stage}"].parent_span_id == process.span_id
+        for record in (*outputs.masked["otel-1"], *outputs.metadata["otel-1"]):
+            traceparent = dict(record.headers)["traceparent"].decode()
+            assert traceparent == f"00-{TRACE_ID}-{process.span_id.hex()}-01"
+    finally:
+        receiver.close()
