@@ -17,6 +17,14 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 FACES = SHARED_DATA / "faces"
 SAMPLES = REPO / "samples"
 BIN = REPO / ".venv" / "bin"
+GO_TOOLS = REPO / ".cache" / "go" / "bin"
+
+
+def go_tool(name: str) -> str:
+    """Path of a program `make tools` built (ops/go_tools.py)."""
+    binary = GO_TOOLS / name
+    assert binary.exists(), f"{name} is missing: run `make tools`"
+    return str(binary)
 
 
 @dataclass(frozen=True)

@@ -14,24 +14,17 @@ import pytest
 
 from consumer.config import Settings
 from tests.integration.stack import settings_from
-from tests.support import REPO
+from tests.support import REPO, go_tool
 
 sys.path.insert(0, str(REPO / "ops"))
 import kafka_local
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
-TOOLS = REPO / ".cache" / "go" / "bin"
-
-
-def tool(name: str) -> str:
-    binary = TOOLS / name
-    assert binary.exists(), f"{name} is missing: run `make tools`"
-    return str(binary)
 
 
 def compose_config(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [tool("docker-compose"), "-f", str(path), "config", "--format", "json"],
+        [go_tool("docker-compose"), "-f", str(path), "config", "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -100,7 +93,7 @@ def test_topics_and_names_match_the_workers_defaults(compose: dict[str, Any]) ->
 def test_prometheus_config_passes_promtool_and_scrapes_the_worker(compose: dict[str, Any]) -> None:
     monitoring = REPO / "ops" / "monitoring"
     done = subprocess.run(
-        [tool("promtool"), "check", "config", str(monitoring / "prometheus.yml")],
+        [go_tool("promtool"), "check", "config", str(monitoring / "prometheus.yml")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -23,34 +23,32 @@ from consumer.logs import LogFormat
 from consumer.strategy import Preset
 from schemas import MaskMethod, MaskShape
 from tests.integration.stack import settings_from
-from tests.support import REPO
+from tests.support import REPO, go_tool
 
 sys.path.insert(0, str(REPO / "ops"))
 import k8s_schemas
 
 CHART = REPO / "helm" / "faceguard"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
-TOOLS = REPO / ".cache" / "go" / "bin"
 KUBERNETES_VERSION = "1.34.0"  # the schemas' version (ops/k8s_schemas.py)
 Manifest = dict[str, Any]
 
 
-def tool(name: str) -> str:
-    binary = TOOLS / name
-    assert binary.exists(), f"{name} is missing: run `make tools`"
-    return str(binary)
-
-
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([tool("helm"), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([go_tool("helm"), *args], capture_output=True, text=True, timeout=120)
 
 
-def render_text(*sets: str, values: Path | None = None) -> str:
+def template(*sets: str, values: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`helm template` of the chart as release "fg" in namespace "media", with these values."""
     args = ["template", "fg", str(CHART), "--namespace", "media", "--kube-version", KUBERNETES_VERSION]
     args += ["-f", str(values)] if values else []
     for assignment in sets:
         args += ["--set", assignment]
-    done = helm(*args)
+    return helm(*args)
+
+
+def render_text(*sets: str, values: Path | None = None) -> str:
+    done = template(*sets, values=values)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -62,10 +60,7 @@ def render(*sets: str, values: Path | None = None) -> dict[str, Manifest]:
 
 
 def render_fails(*sets: str) -> str:
-    args = ["template", "fg", str(CHART), "--kube-version", KUBERNETES_VERSION]
-    for assignment in sets:
-        args += ["--set", assignment]
-    done = helm(*args)
+    done = template(*sets)
     assert done.returncode != 0, "the chart rendered values it should refuse"
     return done.stderr
 
@@ -78,7 +73,7 @@ def schemas() -> Path:
 def kubeconform(manifests: str, schemas: Path) -> dict[str, Any]:
     done = subprocess.run(
         [
-            tool("kubeconform"),
+            go_tool("kubeconform"),
             "-strict",
             "-summary",
             "-output",
@@ -202,8 +197,9 @@ def test_probes_ask_the_workers_probe_port_and_the_drain_fits_the_grace_period()
 
 
 def test_resources_come_from_the_benchmark_sizing() -> None:
-    container = worker(render())
-    config = render()["ConfigMap/fg-faceguard"]["data"]
+    manifests = render()
+    container = worker(manifests)
+    config = manifests["ConfigMap/fg-faceguard"]["data"]
     assert container["resources"] == {"requests": {"cpu": "2", "memory": "768Mi"}, "limits": {"memory": "1Gi"}}
     assert config["FACEGUARD_PROCESSING_THREADS"] == "2"
 
@@ -349,4 +345,6 @@ def test_topics_job_runs_before_the_workers_with_the_workers_configuration() -> 
     assert env["FACEGUARD_KAFKA_SASL_PASSWORD"] == {"secretKeyRef": {"name": "fg-faceguard-topics", "key": "password"}}
     hook_secret = manifests["Secret/fg-faceguard-topics"]
     assert hook_secret["metadata"]["annotations"]["helm.sh/hook-weight"] == "-10"
+    assert hook_secret["stringData"] == manifests["Secret/fg-faceguard-kafka-sasl"]["stringData"]
+    assert hook_secret["stringData"]["password"] == "not-a-real-password"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

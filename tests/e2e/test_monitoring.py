@@ -12,16 +12,14 @@ from pathlib import Path
 import pytest
 
 from consumer.metrics import Metrics
-from tests.support import REPO
+from tests.support import REPO, go_tool
 
 MONITORING = REPO / "ops" / "monitoring"
-PROMTOOL = REPO / ".cache" / "go" / "bin" / "promtool"
 METRIC_NAME = re.compile(r"\bfaceguard_[a-z_]+")
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    assert PROMTOOL.exists(), "promtool is missing: run `make tools`"
-    return subprocess.run([str(PROMTOOL), *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run([go_tool("promtool"), *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 SUFFIXES = {"counter": ("_total",), "histogram": ("", "_bucket", "_sum", "_count"), "info": ("_info",), "gauge": ("",)}

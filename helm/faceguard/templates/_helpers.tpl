@@ -56,6 +56,11 @@ app.kubernetes.io/component: worker
 {{- define "faceguard.s3Secret" -}}
 {{- default (printf "%s-s3" (include "faceguard.fullname" .)) .Values.objectStore.s3.existingSecret }}
 {{- end }}
+{{/* The chart-managed SASL Secret's data (the workers' Secret and the topics Job's hook copy). */}}
+{{- define "faceguard.saslStringData" -}}
+username: {{ .Values.kafka.sasl.username | quote }}
+password: {{ .Values.kafka.sasl.password | quote }}
+{{- end }}
 {{- define "faceguard.createSaslSecret" -}}
 {{- if and .Values.kafka.sasl.mechanism (not .Values.kafka.sasl.existingSecret) }}true{{- end }}
 {{- end }}
