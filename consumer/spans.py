@@ -25,7 +25,7 @@ from schemas import StageTimings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.trace import Span
+    from opentelemetry.trace import Span, Tracer
 
 STAGES = ("fetch", "decode", "detect", "mask", "encode")
 
@@ -75,8 +75,8 @@ class ContextOnly:
 
 
 class OpenTelemetrySpan:
-    def __init__(self, provider: TracerProvider, span: Span, start_ns: int) -> None:
-        self._tracer = provider.get_tracer("faceguard")
+    def __init__(self, tracer: Tracer, span: Span, start_ns: int) -> None:
+        self._tracer = tracer
         self._span = span
         self._start_ns = start_ns
         ids = span.get_span_context()
@@ -136,7 +136,7 @@ class OpenTelemetrySpans:
                 "messaging.kafka.offset": record.offset,
             },
         )
-        return OpenTelemetrySpan(self._provider, span, start)
+        return OpenTelemetrySpan(self._tracer, span, start)
 
     def close(self) -> None:
         """Export what is still buffered."""
