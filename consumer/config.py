@@ -94,7 +94,14 @@ class Settings(BaseSettings):
         description="Uncommitted records held at most; beyond it partitions pause until half are committed.",
     )
     batch_size: int = Field(64, ge=1, le=10_000, description="Most records committed in one transaction.")
-    commit_interval_s: float = Field(0.2, gt=0, description="Longest a finished record waits for its commit.")
+    commit_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "Longest a finished record waits for its commit while every processing thread is busy "
+            "(with a thread idle, finished records are committed at once)."
+        ),
+    )
     poll_timeout_s: float = Field(1.0, gt=0)
     delivery_timeout_s: float = Field(60.0, gt=0, description="How long the broker may take to acknowledge outputs.")
     transaction_timeout_s: float = Field(
@@ -159,6 +166,14 @@ class Settings(BaseSettings):
     )
     max_image_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(100_000_000, ge=1)
+    max_pixels_in_flight: int = Field(
+        25_000_000,
+        ge=1,
+        description=(
+            "Decoded pixels a worker's threads hold at once; an image that does not fit waits (a larger one runs "
+            "alone). Bounds memory: about 4 bytes each on top of the worker's ~300 MB."
+        ),
+    )
     jpeg_quality: int = Field(92, ge=1, le=100)
     webp_quality: int = Field(90, ge=1, le=100)
 

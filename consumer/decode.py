@@ -7,6 +7,8 @@ are all upright; other formats keep their channels (alpha, 16-bit) as stored.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -28,12 +30,25 @@ def sniff_format(data: bytes) -> ImageFormat:
     raise NotAnImage(f"the {len(data)} bytes are not a JPEG, PNG, BMP or WebP image")
 
 
-def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
-    """Decode `data`.
+@dataclass(frozen=True)
+class InspectedImage:
+    """What the bytes say before decoding: the format and the size."""
 
-    Raises NotAnImage when it cannot (corrupt or cut short), UnsupportedImage for an
+    format: ImageFormat
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def inspect_image(data: bytes, max_pixels: int) -> InspectedImage:
+    """The format and size of `data`, read from its header without decoding it.
+
+    Raises NotAnImage (not an image, header cut short), UnsupportedImage for an
     animation (masking only its first frame would publish a different image), and
-    ImageTooLarge past `max_pixels`, judged from the header before decoding.
+    ImageTooLarge past `max_pixels`.
     """
     image_format = sniff_format(data)
     header = read_header(data, image_format)
@@ -41,12 +56,22 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
         raise ImageTooLarge(f"{header.width}x{header.height} pixels is more than the limit of {max_pixels}")
     if header.animated:
         raise UnsupportedImage(f"animated {image_format.value} images are not supported")
+    return InspectedImage(image_format, header.width, header.height)
+
+
+def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
+    """Decode `data`, after `inspect_image` (whose errors it raises) allowed it."""
+    return decode_inspected(data, inspect_image(data, max_pixels))
+
+
+def decode_inspected(data: bytes, inspected: InspectedImage) -> DecodedImage:
+    """Decode `data`, which `inspect_image` allowed. Raises NotAnImage when it is corrupt or cut short."""
     # IMREAD_COLOR applies EXIF orientation; IMREAD_UNCHANGED keeps alpha and depth.
-    flags = cv2.IMREAD_COLOR if image_format is ImageFormat.JPEG else cv2.IMREAD_UNCHANGED
+    flags = cv2.IMREAD_COLOR if inspected.format is ImageFormat.JPEG else cv2.IMREAD_UNCHANGED
     pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if pixels is None or pixels.size == 0:
-        raise NotAnImage(f"the {image_format.value} data is truncated or corrupt and cannot be decoded")
-    return DecodedImage(pixels=pixels, format=image_format)
+        raise NotAnImage(f"the {inspected.format.value} data is truncated or corrupt and cannot be decoded")
+    return DecodedImage(pixels=pixels, format=inspected.format)
 
 
 def to_rgb8(pixels: Pixels) -> np.ndarray:

@@ -12,9 +12,12 @@ at any moment loses nothing:
   offset is committed after the broker acknowledged them all. A crash may
   publish a record's outputs twice, under the same request id.
 
-`commit` is called often by the consumer thread; it commits when `batch_size`
-records are ready or `commit_interval_s` has passed, or at once when forced
-(revocation, shutdown).
+`commit` is called often by the consumer thread. While the worker has an idle
+processing thread, it commits what is committable at once: nothing else is about
+to finish, and waiting would only add latency. While every thread is busy, it
+batches: it commits when `batch_size` records are ready or `commit_interval_s`
+has passed, so a saturated worker spends fewer round trips (and the broker fewer
+transaction markers) per record. Revocation and shutdown force a commit.
 """
 
 from __future__ import annotations
@@ -45,10 +48,10 @@ class Delivery:
         """A record finished processing. Raises PublishError when an earlier output was rejected."""
         raise NotImplementedError
 
-    def commit(self, force: bool = False) -> None:
-        """Commit what is committable, if due (or `force`). Raises PublishError when the broker refuses."""
-        due = time.monotonic() - self._last_commit >= self._settings.commit_interval_s
-        if not (force or due or self._tracker.committable_count >= self._settings.batch_size):
+    def commit(self, force: bool = False, saturated: bool = False) -> None:
+        """Commit what is committable: at once unless `saturated` (every processing thread busy), else when
+        due; always when `force`. Raises PublishError when the broker refuses."""
+        if not (force or self._due(saturated)):
             return
         self._last_commit = time.monotonic()
         runs = self._tracker.take_committable()
@@ -57,6 +60,13 @@ class Delivery:
             self._commit_runs(runs)
             outcomes = [outcome for run in runs for outcome in run.payloads]
             self._metrics.committed(outcomes, time.monotonic() - started)
+
+    def _due(self, saturated: bool) -> bool:
+        ready = self._tracker.committable_count
+        if not saturated:
+            return ready > 0
+        elapsed = time.monotonic() - self._last_commit
+        return ready >= self._settings.batch_size or (ready > 0 and elapsed >= self._settings.commit_interval_s)
 
     def drain(self) -> None:
         """Wait for outstanding acknowledgements, then commit everything committable."""
@@ -127,11 +137,11 @@ class AtLeastOnce(Delivery):
         for output in outcome.outputs:
             self._producer.send(output, acknowledged)
 
-    def commit(self, force: bool = False) -> None:
+    def commit(self, force: bool = False, saturated: bool = False) -> None:
         self._producer.poll()
         if self._rejected is not None:
             raise PublishError(f"an output was not acknowledged: {self._rejected}")
-        super().commit(force)
+        super().commit(force, saturated)
 
     def drain(self) -> None:
         undelivered = self._producer.flush(self._settings.delivery_timeout_s)

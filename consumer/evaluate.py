@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from consumer.decode import decode_image, to_rgb8
-from consumer.image_types import Box
+from consumer.decode import decode_image
+from consumer.image_types import Box, Pixels
 from consumer.scan import ScanDetector
 from consumer.strategy import Strategy
 
@@ -160,17 +160,17 @@ def bucket_of(height: int) -> str:
     return HEIGHT_BUCKETS[-1][0]
 
 
-# 8-bit RGB pixels in, face boxes out.
-Detect = Callable[[np.ndarray], list[Box]]
+# Decoded pixels in (as `decode_image` returns them), face boxes out.
+Detect = Callable[[Pixels], list[Box]]
 
 
 def evaluate(images: Iterable[AnnotatedImage], detect: Detect, margin: float) -> Report:
     """Decode every image as the worker does, run `detect` on it (timing only that) and score the result."""
     report = Report()
     for image in images:
-        rgb = to_rgb8(decode_image(image.path.read_bytes(), max_pixels=10**9).pixels)
+        pixels = decode_image(image.path.read_bytes(), max_pixels=10**9).pixels
         started = time.perf_counter()
-        boxes = detect(rgb)
+        boxes = detect(pixels)
         report.add(score_image(image, boxes, margin, (time.perf_counter() - started) * 1000))
     return report
 
@@ -178,7 +178,7 @@ def evaluate(images: Iterable[AnnotatedImage], detect: Detect, margin: float) ->
 def evaluate_strategy(images: Sequence[AnnotatedImage], strategy: Strategy, models_dir: Path, margin: float) -> Report:
     """`evaluate` with the detector the worker builds for `strategy`."""
     with ScanDetector(strategy, models_dir) as detector:
-        return evaluate(images, lambda rgb: [d.box for d in detector.detect(rgb)], margin)
+        return evaluate(images, lambda pixels: [d.box for d in detector.detect(pixels)], margin)
 
 
 def format_table(reports: dict[str, Report]) -> str:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from consumer.config import Settings
-from consumer.decode import decode_image, to_rgb8
+from consumer.decode import decode_inspected, inspect_image
 from consumer.encode import EncodeQuality, encode_image
 from consumer.errors import ImageTooLarge
 from consumer.image_types import ImageFormat
 from consumer.mask import mask_faces
+from consumer.pixel_budget import PixelBudget
 from consumer.scan import ScanDetector
 from consumer.url_redaction import without_credentials
 from schemas import (
@@ -52,10 +53,15 @@ class AnonymizedImage:
 
 
 class Anonymizer:
-    """Runs the pipeline with one detector; not thread-safe (one per thread, like the detector)."""
+    """Runs the pipeline with one detector; not thread-safe (one per thread, like the detector).
 
-    def __init__(self, detector: ScanDetector, settings: Settings) -> None:
+    Anonymizers of one worker share a `PixelBudget`: each holds an image's pixels of it
+    from decoding to encoding. Without one, an anonymizer has a budget of its own.
+    """
+
+    def __init__(self, detector: ScanDetector, settings: Settings, budget: PixelBudget | None = None) -> None:
         self.detector = detector
+        self._budget = budget or PixelBudget(settings.max_pixels_in_flight)
         self._masks = settings.mask_policy
         self._quality = EncodeQuality(jpeg=settings.jpeg_quality, webp=settings.webp_quality)
         self._max_pixels = settings.max_image_pixels
@@ -67,16 +73,20 @@ class Anonymizer:
         Raises NotAnImage or ImageTooLarge (input) and ImageTooLarge when the output
         would not fit in a record.
         """
-        clock = Stopwatch()
-        image = decode_image(data, self._max_pixels)
-        decode_ms = clock.lap()
-        detections = self.detector.detect(to_rgb8(image.pixels))
-        detect_ms = clock.lap()
-        pixels = image.pixels.copy()
-        applied = mask_faces(pixels, detections, self._masks.resolve(options))
-        mask_ms = clock.lap()
-        output = encode_image(pixels, image.format, self._quality)
-        encode_ms = clock.lap()
+        inspected = inspect_image(data, self._max_pixels)
+        with self._budget.hold(inspected.pixels):
+            clock = Stopwatch()  # time waiting for the budget is not a stage's
+            image = decode_inspected(data, inspected)
+            decode_ms = clock.lap()
+            detections = self.detector.detect(image.pixels)
+            detect_ms = clock.lap()
+            pixels = image.pixels  # masked in place: the unmasked pixels are not needed again
+            applied = mask_faces(pixels, detections, self._masks.resolve(options))
+            mask_ms = clock.lap()
+            output = encode_image(pixels, image.format, self._quality)
+            encode_ms = clock.lap()
+            width, height = image.width, image.height  # upright: EXIF orientation may swap the header's
+            del image, pixels  # the decoded pixels are freed before the budget is given back
         if len(output) > self._max_output_bytes:
             raise ImageTooLarge(f"the masked image has {len(output)} bytes, over the limit of {self._max_output_bytes}")
         faces = [
@@ -85,9 +95,9 @@ class Anonymizer:
         ]
         return AnonymizedImage(
             data=output,
-            format=image.format,
-            width=image.width,
-            height=image.height,
+            format=inspected.format,
+            width=width,
+            height=height,
             faces=faces,
             timings=StageTimings(
                 fetch_ms=round(fetch_ms, 3),

@@ -2,6 +2,10 @@
 
 `ScanDetector` is built once per worker thread (like the `FaceDetector`s it owns,
 one per model the strategy uses) and is never shared between threads.
+
+It takes the decoded pixels as they are (gray, BGR or BGRA, 8 or 16 bit) and
+makes an 8-bit RGB copy of the image only at each scale a pass needs, after
+resizing: a 24-megapixel photo is never copied at full size for detection.
 """
 
 from __future__ import annotations
@@ -13,13 +17,18 @@ import cv2
 import mediapipe as mp
 import numpy as np
 
+from consumer.decode import to_rgb8
 from consumer.detect import FaceDetector
-from consumer.image_types import Detection
+from consumer.image_types import Detection, Pixels
 from consumer.merge import suppress_overlaps
 from consumer.model_files import MODEL_FILES
 from consumer.strategy import Pass, Strategy
-from consumer.tiling import to_source, windows
+from consumer.tiling import Window, to_source, windows
 from schemas import ModelInfo
+
+# A whole-image pass sees the image fitted into the network's 128 or 192 pixels, so detail beyond
+# this long side never reaches it; a larger image is shrunk to it first (with area averaging).
+WHOLE_PASS_MAX_SIDE = 2048
 
 
 class ScanDetector:
@@ -44,23 +53,37 @@ class ScanDetector:
             passes=[p.describe() for p in strategy.passes],
         )
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an 8-bit RGB image, boxes clipped to it, best score first."""
+    def detect(self, pixels: Pixels) -> list[Detection]:
+        """Faces in decoded `pixels` (gray, BGR or BGRA; 8 or 16 bit), boxes in its pixels and clipped to it,
+        best score first."""
+        height, width = pixels.shape[:2]
+        whole_scale = min(1.0, WHOLE_PASS_MAX_SIDE / max(width, height))
+        scales = [whole_scale if p.scale is None else p.scale for p in self.strategy.passes]
+        views: dict[float, np.ndarray] = {}  # the RGB image at each scale, kept until its last pass
         found: list[Detection] = []
-        resized: dict[float, np.ndarray] = {}
-        for scan_pass in self.strategy.passes:
+        for n, (scan_pass, scale) in enumerate(zip(self.strategy.passes, scales, strict=True)):
+            view = views.get(scale)
+            if view is None:
+                view = views[scale] = _rgb_view(pixels, scale)
             if scan_pass.scale is None:
-                found += self._whole(scan_pass, rgb)
+                found += self._whole(scan_pass, view, scale, (width, height))
             else:
-                if scan_pass.scale not in resized:
-                    resized[scan_pass.scale] = _resize(rgb, scan_pass.scale)
-                found += self._tiled(scan_pass, resized[scan_pass.scale], rgb.shape[1], rgb.shape[0])
+                found += self._tiled(scan_pass, view, (width, height))
+            if scale not in scales[n + 1 :]:
+                del views[scale], view
         return suppress_overlaps(found, self.strategy.merge_iou)
 
-    def _whole(self, scan_pass: Pass, rgb: np.ndarray) -> list[Detection]:
-        return [d for d in self._detectors[scan_pass.model].detect(rgb) if d.score >= scan_pass.min_score]
+    def _whole(self, scan_pass: Pass, image: np.ndarray, scale: float, size: tuple[int, int]) -> list[Detection]:
+        """Run the pass's model once on `image` (the source resized by `scale`)."""
+        found = []
+        for detection in self._detectors[scan_pass.model].detect(image):
+            if detection.score >= scan_pass.min_score:
+                box = to_source(detection.box, Window(0, 0, 0), scale, *size)
+                if box.w > 0 and box.h > 0:
+                    found.append(Detection(box=box, score=detection.score))
+        return found
 
-    def _tiled(self, scan_pass: Pass, image: np.ndarray, width: int, height: int) -> list[Detection]:
+    def _tiled(self, scan_pass: Pass, image: np.ndarray, size: tuple[int, int]) -> list[Detection]:
         """Run the pass's model on each tile of `image` (the source resized by the pass's scale)."""
         assert scan_pass.scale is not None
         detector = self._detectors[scan_pass.model]
@@ -72,7 +95,7 @@ class ScanDetector:
                 too_big = scan_pass.max_face is not None and detection.box.h > scan_pass.max_face
                 if detection.score < scan_pass.min_score or too_big:
                     continue
-                box = to_source(detection.box, window, scan_pass.scale, width, height)
+                box = to_source(detection.box, window, scan_pass.scale, *size)
                 if box.w > 0 and box.h > 0:
                     found.append(Detection(box=box, score=detection.score))
         return found
@@ -91,8 +114,14 @@ class ScanDetector:
         self.close()
 
 
-def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
-    height, width = rgb.shape[:2]
+def _rgb_view(pixels: Pixels, scale: float) -> np.ndarray:
+    """An 8-bit RGB copy of `pixels` resized by `scale`, converted in place when resizing made a copy anyway."""
+    if scale == 1.0:
+        return to_rgb8(pixels)
+    height, width = pixels.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=interpolation))
+    resized = cv2.resize(pixels, size, interpolation=interpolation)
+    if resized.dtype == np.uint8 and resized.ndim == 3 and resized.shape[2] == 3:
+        return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=resized)
+    return to_rgb8(resized)

@@ -22,6 +22,7 @@ from consumer.metrics import Metrics
 from consumer.model_files import MODEL_FILES
 from consumer.offsets import OffsetTracker
 from consumer.pipeline import Anonymizer
+from consumer.pixel_budget import PixelBudget
 from consumer.pool import ProcessingPool
 from consumer.process import Outcome, RecordProcessor
 from consumer.s3 import S3Options
@@ -79,11 +80,11 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def record_processor(settings: Settings, spans: Spans) -> RecordProcessor:
-    """A processor with its own detector and fetcher, for one processing thread."""
+def record_processor(settings: Settings, spans: Spans, budget: PixelBudget) -> RecordProcessor:
+    """A processor with its own detector and fetcher, for one processing thread, sharing `budget`."""
     detector = ScanDetector(settings.strategy, settings.models_dir)
     fetcher = Fetcher(fetch_policy(settings))
-    return RecordProcessor(settings, Anonymizer(detector, settings), fetcher, claim_check(settings), spans)
+    return RecordProcessor(settings, Anonymizer(detector, settings, budget), fetcher, claim_check(settings), spans)
 
 
 def run_worker(settings: Settings, stop: threading.Event) -> None:
@@ -98,7 +99,8 @@ def run_worker(settings: Settings, stop: threading.Event) -> None:
     if probes is not None:
         log.info("serving /metrics, /healthz and /readyz on port %d", probes.port)
     spans = open_spans(settings.otel, settings.worker_id)
-    pool = ProcessingPool(lambda: record_processor(settings, spans), settings.processing_threads, health)
+    budget = PixelBudget(settings.max_pixels_in_flight)
+    pool = ProcessingPool(lambda: record_processor(settings, spans, budget), settings.processing_threads, health)
     try:
         pool.start()
         health.models_loaded = True

@@ -46,7 +46,10 @@ log = logging.getLogger(__name__)
 
 # While records are in flight, the loop waits this long at most for the next completion, then polls
 # without waiting: completions are handled as they come, and the thread does not wake needlessly.
+# With every thread busy a new request would only queue, so the wait is long; with a thread to spare,
+# a request arriving meanwhile waits for the wait to end, so it is short.
 BUSY_WAIT_S = 0.05
+SPARE_THREAD_WAIT_S = 0.005
 QUEUED_PER_THREAD = 4  # records handed to the pool per processing thread, at most
 LAG_REFRESH_S = 5.0  # how often lag is computed; the watermarks are read on their own thread as often
 
@@ -163,7 +166,7 @@ class Worker:
                 drain_deadline = time.monotonic() + self._settings.drain_timeout_s
                 log.info("stopping: finishing %d in-flight records, taking no new ones", self.in_flight)
             # While records are in flight, wait on their completions rather than on the consumer.
-            self._absorb(self._pool.completions(BUSY_WAIT_S if self.in_flight else 0))
+            self._absorb(self._pool.completions(self._completion_wait()))
             if self._crash is not None:
                 self.delivery.commit(force=True)
                 raise ProcessingBug(
@@ -177,7 +180,7 @@ class Worker:
             else:
                 self._ready.extend(self._delayed.release_due())
                 self._dispatch()
-            self.delivery.commit()
+            self.delivery.commit(saturated=self._saturated)
             self._apply_pauses()
             self._observe()
             for record in self.consumer.consume(self._room(), 0 if self.in_flight else self._poll_timeout()):
@@ -200,6 +203,16 @@ class Worker:
         lag = {p: max(0, highs[p] - positions[p]) for p in self._assigned if p in highs and positions.get(p, -1) >= 0}
         self._metrics.lag_refreshed(lag, self._settings.processing_threads)
         self._lag_read = time.monotonic()
+
+    @property
+    def _saturated(self) -> bool:
+        """Every processing thread has a record."""
+        return self.in_flight >= self._settings.processing_threads
+
+    def _completion_wait(self) -> float:
+        if not self.in_flight:
+            return 0.0  # nothing to wait for: the consumer's poll waits instead
+        return BUSY_WAIT_S if self._saturated else SPARE_THREAD_WAIT_S
 
     @property
     def in_flight(self) -> int:

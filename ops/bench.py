@@ -12,9 +12,13 @@ quiet machine. Every part runs in this one invocation, on the same images:
   mean ms per stage and images/s;
 - floor: decode plus encode of the same images and nothing else;
 - end to end: one `faceguard worker` (2 threads, exactly-once) on a local broker,
-  fed flat out and then at half the flat-out rate by a load generator; images/s,
-  p50/p95/p99 latency from a request's send to its metadata being readable
-  (read_committed), CPU seconds per image and peak RSS of the worker;
+  fed flat out, then at half the flat-out rate, then one request at a time
+  (every ALONE_GAP_S) by a load generator; images/s, p50/p95/p99 latency from a
+  request's send to its metadata being readable (read_committed), CPU seconds
+  per image of the worker and of the broker (on the same two cores), and peak
+  RSS of the worker. A discarded flat-out run comes first: the broker starts
+  fresh, and its JVM spends the first minute compiling what a production broker
+  compiled long ago;
 - peak RSS of a worker masking the large photos;
 - deface 1.5.0 (its own environment, `ops/eval_recall.py`) on the 1024-px photos:
   its CLI, wall time per image.
@@ -40,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "ops"))
 
-from bench_worker import temporary_broker, worker_env  # noqa: E402
+from bench_worker import RunningBroker, temporary_broker, worker_env  # noqa: E402
 from eval_recall import deface_python  # noqa: E402
 
 from consumer.config import Settings  # noqa: E402
@@ -49,6 +53,7 @@ from consumer.encode import EncodeQuality, encode_image  # noqa: E402
 from consumer.kafka_admin import OutputReader, create_topics  # noqa: E402
 from consumer.kafka_io import OutputProducer  # noqa: E402
 from consumer.pipeline import Anonymizer  # noqa: E402
+from consumer.pixel_budget import PixelBudget  # noqa: E402
 from consumer.records import OutgoingRecord  # noqa: E402
 from consumer.scan import ScanDetector  # noqa: E402
 from schemas import ImageRequest  # noqa: E402
@@ -56,23 +61,30 @@ from schemas import ImageRequest  # noqa: E402
 SHARED = REPO.parent / "shared" / "data"
 BIN = Path(sys.executable).parent
 STAGES = ("decode", "detect", "mask", "encode")
+ALONE_IMAGES = 60  # photos sent one at a time for the single-image latency
+ALONE_GAP_S = 0.25  # between them: each is done before the next is sent
 
 
 @dataclass
 class InProcess:
     images_per_s: float
-    stage_ms: dict[str, float]
+    stage_ms: dict[str, float]  # mean per image
+    image_ms_median: float  # decode to encode, one image
 
 
 def in_process(images: list[bytes], threads: int) -> InProcess:
-    """The pipeline on `threads` threads (detectors loaded before timing)."""
+    """The pipeline on `threads` threads (detectors loaded before timing), sharing one pixel budget as a
+    worker's threads do."""
     settings = Settings()
     local = threading.local()
+    budget = PixelBudget(settings.max_pixels_in_flight)
+    anonymizers: list[Anonymizer] = []
     timings: list[dict[str, float]] = []
 
     def one(data: bytes) -> None:
         if not hasattr(local, "anonymizer"):
-            local.anonymizer = Anonymizer(ScanDetector(settings.strategy, settings.models_dir), settings)
+            local.anonymizer = Anonymizer(ScanDetector(settings.strategy, settings.models_dir), settings, budget)
+            anonymizers.append(local.anonymizer)
         t = local.anonymizer.anonymize(data, None).timings
         timings.append({s: getattr(t, f"{s}_ms") for s in STAGES})
 
@@ -82,7 +94,13 @@ def in_process(images: list[bytes], threads: int) -> InProcess:
         started = time.perf_counter()
         list(pool.map(one, images))
         elapsed = time.perf_counter() - started
-    return InProcess(len(images) / elapsed, {s: statistics.fmean(t[s] for t in timings) for s in STAGES})
+    for anonymizer in anonymizers:
+        anonymizer.detector.close()
+    return InProcess(
+        len(images) / elapsed,
+        {s: statistics.fmean(t[s] for t in timings) for s in STAGES},
+        statistics.median(sum(t.values()) for t in timings),
+    )
 
 
 def floor(images: list[bytes], threads: int) -> float:
@@ -104,6 +122,7 @@ class EndToEnd:
     images_per_s: float
     latency_s: dict[str, float]
     cpu_s_per_image: float
+    broker_cpu_s_per_image: float
     peak_rss_mb: float
 
 
@@ -119,9 +138,9 @@ def proc_peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def end_to_end(bootstrap: str, paths: list[Path], threads: int, rate: float | None) -> EndToEnd:
+def end_to_end(broker: RunningBroker, paths: list[Path], threads: int, rate: float | None) -> EndToEnd:
     """One worker on fresh topics, fed flat out (`rate` None) or at `rate` requests/s."""
-    env = worker_env(bootstrap, paths, threads, "exactly_once")
+    env = worker_env(broker.bootstrap, paths, threads, "exactly_once")
     os.environ.update(env)
     settings = Settings()
     create_topics(settings, 6, 1)
@@ -150,7 +169,7 @@ def end_to_end(bootstrap: str, paths: list[Path], threads: int, rate: float | No
         producer.flush(30)
         wait_for("warm-up")
         del sent["warm-up"], done["warm-up"]
-        cpu_before = proc_cpu_s(worker.pid)
+        cpu_before, broker_cpu_before = proc_cpu_s(worker.pid), proc_cpu_s(broker.pid)
 
         def generate() -> None:
             for n, path in enumerate(paths):
@@ -168,6 +187,7 @@ def end_to_end(bootstrap: str, paths: list[Path], threads: int, rate: float | No
         assert not failures, failures
         elapsed = max(done.values()) - started
         cpu = proc_cpu_s(worker.pid) - cpu_before
+        broker_cpu = proc_cpu_s(broker.pid) - broker_cpu_before
         rss = proc_peak_rss_mb(worker.pid)
     finally:
         worker.terminate()
@@ -180,6 +200,7 @@ def end_to_end(bootstrap: str, paths: list[Path], threads: int, rate: float | No
         len(paths) / elapsed,
         {"p50": quantiles[49], "p95": quantiles[94], "p99": quantiles[98]},
         cpu / len(paths),
+        broker_cpu / len(paths),
         rss,
     )
 
@@ -226,36 +247,47 @@ def main() -> int:
                 "images_per_s": round(measured.images_per_s, 2),
                 "floor_images_per_s": round(floor_rate, 2),
                 "stage_ms": {k: round(v, 1) for k, v in measured.stage_ms.items()},
+                "image_ms_median": round(measured.image_ms_median, 1),
             }
             stage_cells = " ".join(f"{measured.stage_ms[s]:>10.1f}" for s in STAGES)
             print(f"{name:>6} {threads:>7} {measured.images_per_s:>8.2f} {floor_rate:>12.2f} {stage_cells}")
 
     threads = max(counts)
-    with temporary_broker() as bootstrap:
-        flat = end_to_end(bootstrap, faces, threads, None)
-        half = end_to_end(bootstrap, faces, threads, flat.images_per_s / 2)
-        big = end_to_end(bootstrap, large, threads, None)
+    with temporary_broker() as broker:
+        end_to_end(broker, faces, threads, None)  # warm-up, discarded
+        flat = end_to_end(broker, faces, threads, None)
+        half = end_to_end(broker, faces, threads, flat.images_per_s / 2)
+        alone = end_to_end(broker, faces[:ALONE_IMAGES], threads, 1 / ALONE_GAP_S)
+        big = end_to_end(broker, large, threads, None)
     print(f"\nend to end, one worker, {threads} threads, exactly-once ({len(faces)} 1024-px photos)")
-    print(f"{'load':>10} {'img/s':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'CPU s/img':>10} {'peak RSS MB':>12}")
-    for name, run in (("flat out", flat), ("half rate", half), ("large", big)):
+    print(
+        f"{'load':>10} {'img/s':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'CPU s/img':>10}"
+        f" {'broker CPU s/img':>17} {'peak RSS MB':>12}"
+    )
+    for name, run in (("flat out", flat), ("half rate", half), ("one by one", alone), ("large", big)):
         figures[f"e2e_{name.replace(' ', '_')}"] = {
             "images_per_s": round(run.images_per_s, 2),
             "latency_s": {k: round(v, 3) for k, v in run.latency_s.items()},
             "cpu_s_per_image": round(run.cpu_s_per_image, 4),
+            "broker_cpu_s_per_image": round(run.broker_cpu_s_per_image, 4),
             "peak_rss_mb": round(run.peak_rss_mb, 1),
         }
         lat = run.latency_s
         print(
             f"{name:>10} {run.images_per_s:>8.2f} {lat['p50']:>7.3f} {lat['p95']:>7.3f} {lat['p99']:>7.3f}"
-            f" {run.cpu_s_per_image:>10.4f} {run.peak_rss_mb:>12.1f}"
+            f" {run.cpu_s_per_image:>10.4f} {run.broker_cpu_s_per_image:>17.4f} {run.peak_rss_mb:>12.1f}"
         )
     bare = figures[f"faces_{threads}t"]
     assert isinstance(bare, dict)
+    one_thread = figures[f"faces_{min(counts)}t"]
+    assert isinstance(one_thread, dict)
     ratios = {
         "kafka_over_in_process": flat.images_per_s / bare["images_per_s"],
         "in_process_over_floor": bare["images_per_s"] / bare["floor_images_per_s"],
-        # the single-image time: the in-process stages of one image, one after the other
-        "half_rate_p99_over_single_image": half.latency_s["p99"] / (sum(bare["stage_ms"].values()) / 1000),
+        # the single-image time: a request sent alone, through the worker and the broker, median
+        "half_rate_p99_over_single_image": half.latency_s["p99"] / alone.latency_s["p50"],
+        # and the same p99 over the in-process pipeline's median image on one thread (no Kafka in it)
+        "half_rate_p99_over_in_process_image": half.latency_s["p99"] / (one_thread["image_ms_median"] / 1000),
     }
     if not args.no_deface:
         deface_rate = deface_images_per_s(faces)

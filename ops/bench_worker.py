@@ -29,22 +29,28 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "ops"))
+
+from kafka_local import Broker  # noqa: E402
 
 from consumer.config import Settings  # noqa: E402
 from consumer.file_source import read_file  # noqa: E402
 from consumer.inputs import expand_images  # noqa: E402
 from consumer.kafka_admin import OutputReader, create_topics  # noqa: E402
 from consumer.pipeline import Anonymizer  # noqa: E402
+from consumer.pixel_budget import PixelBudget  # noqa: E402
 from consumer.scan import ScanDetector  # noqa: E402
 from consumer.submit import build_requests, submit  # noqa: E402
 
 BIN = Path(sys.executable).parent
 _local = threading.local()
+_budget = PixelBudget(Settings().max_pixels_in_flight)  # shared by this process's threads, as in a worker
 
 
 def _anonymize_one(path: Path) -> int:
@@ -52,7 +58,7 @@ def _anonymize_one(path: Path) -> int:
     if not hasattr(_local, "anonymizer"):
         settings = Settings()
         detector = ScanDetector(settings.strategy, settings.models_dir)
-        _local.anonymizer, _local.max_bytes = Anonymizer(detector, settings), settings.max_image_bytes
+        _local.anonymizer, _local.max_bytes = Anonymizer(detector, settings, _budget), settings.max_image_bytes
     return len(_local.anonymizer.anonymize(read_file(path, _local.max_bytes), None).data)
 
 
@@ -89,16 +95,24 @@ def worker_env(bootstrap: str, images: list[Path], threads: int, guarantee: str)
     return env
 
 
+@dataclass(frozen=True)
+class RunningBroker:
+    bootstrap: str
+    pid: int  # the broker's JVM, whose CPU the benchmarks report
+
+
 @contextmanager
-def temporary_broker() -> Iterator[str]:
-    """A throwaway local broker on a free port (ops/kafka_local.py); yields its bootstrap address."""
+def temporary_broker() -> Iterator[RunningBroker]:
+    """A throwaway local broker on a free port (ops/kafka_local.py)."""
     with tempfile.TemporaryDirectory() as data:
         script = str(REPO / "ops" / "kafka_local.py")
         bootstrap = subprocess.run(
             [sys.executable, script, "start", "--data", data, "--port", "0"], capture_output=True, text=True, check=True
         ).stdout.strip()
         try:
-            yield bootstrap
+            pid = Broker(Path(data)).pid()
+            assert pid is not None, "the broker said it started but has no live process"
+            yield RunningBroker(bootstrap, pid)
         finally:
             subprocess.run([sys.executable, script, "stop", "--data", data], capture_output=True, check=False)
 
@@ -144,7 +158,8 @@ def main() -> int:
     counts = [int(n) for n in args.threads.split(",")]
 
     rows = []
-    with temporary_broker() as bootstrap:
+    with temporary_broker() as broker:
+        bootstrap = broker.bootstrap
         for threads in counts:
             bare = bare_pipeline(images, threads, ThreadPoolExecutor)
             kafka = through_kafka(bootstrap, images, threads, args.guarantee)

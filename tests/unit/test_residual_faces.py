@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from consumer.config import Settings
-from consumer.decode import to_rgb8
 from consumer.evaluate import AnnotatedImage, load_annotations
 from consumer.image_types import Box, Detection
 from consumer.mask import MaskSpec, mask_faces
@@ -50,8 +49,8 @@ def sensitive() -> Iterator[ScanDetector]:
 def detected() -> list[tuple[np.ndarray, list[Detection]]]:
     """The photos and what the default preset finds in them."""
     with ScanDetector(Settings().strategy, DEFAULT_MODELS_DIR) as detector:
-        photos = [to_rgb8(read_image(image.path)) for image in photos_with_large_faces()]
-        return [(rgb, detector.detect(rgb)) for rgb in photos]
+        photos = [read_image(image.path) for image in photos_with_large_faces()]
+        return [(pixels, detector.detect(pixels)) for pixels in photos]
 
 
 def faces_left_in_masks(
@@ -59,8 +58,8 @@ def faces_left_in_masks(
 ) -> int:
     """Detections in the masked photos lying at least INSIDE within one masked region."""
     found = 0
-    for rgb, detections in detected:
-        masked = rgb.copy()
+    for pixels, detections in detected:
+        masked = pixels.copy()
         regions = [Box(*applied.region) for applied in mask_faces(masked, detections, spec)]
         for detection in sensitive.detect(masked):
             box = detection.box

@@ -6,10 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from consumer.decode import to_rgb8
 from consumer.image_types import Box
 from consumer.model_files import DEFAULT_MODELS_DIR
-from consumer.scan import ScanDetector
+from consumer.scan import WHOLE_PASS_MAX_SIDE, ScanDetector
 from consumer.strategy import PRESETS, Preset
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, read_image
@@ -21,7 +20,7 @@ SPOTS = [(60, 80), (350, 330), (900, 120), (700, 700), (1100, 780)]
 
 
 def small_faces_picture() -> tuple[np.ndarray, list[Box]]:
-    """Five small astronaut heads on a textured background, and where their faces are."""
+    """Five small astronaut heads on a textured background (BGR, as decoded), and where their faces are."""
     head = read_image(SAMPLES / "astronaut.png")[HEAD[1] : HEAD[1] + HEAD[3], HEAD[0] : HEAD[0] + HEAD[2]]
     small = cv2.resize(head, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)
     canvas = cv2.resize(read_image(SAMPLES / "coffee.png"), (1280, 960))
@@ -37,7 +36,7 @@ def small_faces_picture() -> tuple[np.ndarray, list[Box]]:
                 round(fh * SCALE),
             )
         )
-    return to_rgb8(canvas), faces
+    return canvas, faces
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +46,9 @@ def picture() -> tuple[np.ndarray, list[Box]]:
 
 @pytest.mark.parametrize("preset", [Preset.BALANCED, Preset.THOROUGH])
 def test_tiled_presets_find_every_small_face_once(preset: Preset, picture: tuple[np.ndarray, list[Box]]) -> None:
-    rgb, faces = picture
+    pixels, faces = picture
     with ScanDetector(PRESETS[preset], DEFAULT_MODELS_DIR) as detector:
-        found = detector.detect(rgb)
+        found = detector.detect(pixels)
     for face in faces:
         matches = [d for d in found if d.box.iou(face) > 0.4]
         assert len(matches) == 1, (face, found)
@@ -57,9 +56,9 @@ def test_tiled_presets_find_every_small_face_once(preset: Preset, picture: tuple
 
 
 def test_the_whole_image_pass_alone_misses_them(picture: tuple[np.ndarray, list[Box]]) -> None:
-    rgb, faces = picture
+    pixels, faces = picture
     with ScanDetector(PRESETS[Preset.FAST], DEFAULT_MODELS_DIR) as detector:
-        found = detector.detect(rgb)
+        found = detector.detect(pixels)
     assert sum(any(d.box.iou(face) > 0.4 for d in found) for face in faces) <= 1
 
 
@@ -70,3 +69,27 @@ def test_the_model_info_names_the_preset_its_passes_and_both_models() -> None:
     assert info.name == "blazeface-full-range-sparse+blazeface-short-range"
     assert info.passes == [p.describe() for p in PRESETS[Preset.BALANCED].passes]
     assert info.min_confidence == 0.3
+
+
+@pytest.mark.parametrize("layout", ["bgr", "gray", "bgra", "bgr16"])
+def test_decoded_pixels_of_every_layout_are_scanned(layout: str) -> None:
+    bgr = read_image(SAMPLES / "astronaut.png")
+    pixels = {
+        "bgr": bgr,
+        "gray": cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),
+        "bgra": cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA),
+        "bgr16": bgr.astype(np.uint16) * 257,
+    }[layout]
+    with ScanDetector(PRESETS[Preset.BALANCED], DEFAULT_MODELS_DIR) as detector:
+        found = detector.detect(pixels)
+    assert any(d.box.iou(Box(*ASTRONAUT_FACE)) > 0.6 for d in found), found
+
+
+def test_a_photo_larger_than_the_whole_pass_sees_gets_boxes_in_its_own_pixels() -> None:
+    factor = 5  # 2560 px: the whole-image pass sees it shrunk to WHOLE_PASS_MAX_SIDE
+    big = cv2.resize(read_image(SAMPLES / "astronaut.png"), None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    assert max(big.shape) > WHOLE_PASS_MAX_SIDE
+    with ScanDetector(PRESETS[Preset.FAST], DEFAULT_MODELS_DIR) as detector:
+        [face] = detector.detect(big)
+    x, y, w, h = ASTRONAUT_FACE
+    assert face.box.iou(Box(x * factor, y * factor, w * factor, h * factor)) > 0.6

@@ -1,0 +1,81 @@
+"""When a delivery strategy commits: at once while a processing thread is idle, in batches while all are busy."""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+import pytest
+
+from consumer.config import Settings
+from consumer.delivery import Delivery
+from consumer.kafka_io import RequestConsumer
+from consumer.metrics import Metrics
+from consumer.offsets import Committable, OffsetTracker
+from consumer.process import Outcome, OutcomeKind
+from consumer.records import Record
+
+PARTITION = ("faceguard.requests", 0)
+
+
+class RecordingDelivery(Delivery):
+    """The shared pacing, with commits written down instead of sent (no broker: pure logic)."""
+
+    def __init__(self, settings: Settings, tracker: OffsetTracker[Outcome]) -> None:
+        super().__init__(settings, tracker, cast(RequestConsumer, None), Metrics())
+        self.commits: list[int] = []
+
+    def complete(self, outcome: Outcome) -> None:
+        self._tracker.finish(outcome.record.partition_key, outcome.record.offset, outcome)
+
+    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
+        self.commits.append(sum(len(run.payloads) for run in runs))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def delivery() -> RecordingDelivery:
+    settings = Settings(batch_size=3, commit_interval_s=3600)
+    return RecordingDelivery(settings, OffsetTracker())
+
+
+def finish(delivery: RecordingDelivery, offset: int) -> None:
+    record = Record(*PARTITION, offset, b"k", b"{}", 0)
+    delivery._tracker.consumed(PARTITION, offset)
+    delivery.complete(Outcome(record, OutcomeKind.NO_FACES, []))
+
+
+def test_with_a_thread_to_spare_each_finished_record_is_committed_at_once(delivery: RecordingDelivery) -> None:
+    for offset in range(3):
+        finish(delivery, offset)
+        delivery.commit(saturated=False)
+    assert delivery.commits == [1, 1, 1]
+
+
+def test_with_every_thread_busy_records_wait_for_a_full_batch(delivery: RecordingDelivery) -> None:
+    for offset in range(5):
+        finish(delivery, offset)
+        delivery.commit(saturated=True)
+    assert delivery.commits == [3]
+    delivery.commit(saturated=False)  # the worker has room again: the rest goes now
+    assert delivery.commits == [3, 2]
+
+
+def test_with_every_thread_busy_a_record_waits_no_longer_than_the_interval() -> None:
+    delivery = RecordingDelivery(Settings(batch_size=100, commit_interval_s=0.05), OffsetTracker())
+    finish(delivery, 0)
+    time.sleep(0.06)
+    delivery.commit(saturated=True)
+    assert delivery.commits == [1]
+
+
+def test_nothing_committable_commits_nothing_and_force_takes_what_there_is(delivery: RecordingDelivery) -> None:
+    delivery.commit(saturated=False)
+    delivery.commit(force=True)
+    assert delivery.commits == []
+    finish(delivery, 0)
+    delivery.commit(saturated=True)
+    delivery.commit(force=True)
+    assert delivery.commits == [1]
