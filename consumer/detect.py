@@ -15,12 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-import mediapipe as mp
 import numpy as np
-from mediapipe.tasks.python import BaseOptions, vision
 
 from consumer.errors import SetupError
 from consumer.image_types import Box, Detection
+from consumer.mediapipe_runtime import BaseOptions, mp, vision
 from consumer.model_files import MODEL_FILES, ModelFileError, ModelKind, verified_model_path
 
 

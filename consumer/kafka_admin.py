@@ -71,7 +71,10 @@ class OutputReader:
         self._consumer.subscribe(topics)
 
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Record]:
-        messages = self._consumer.consume(num_messages=max_records, timeout=timeout_s)
+        """Up to `max_records` records: waits up to `timeout_s` for the first, then takes what is buffered."""
+        messages = self._consumer.consume(num_messages=1, timeout=timeout_s)
+        if messages and max_records > 1:
+            messages += self._consumer.consume(num_messages=max_records - 1, timeout=0)
         return [to_record(m) for m in messages if m.error() is None]
 
     def close(self) -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 from types import TracebackType
 
 import cv2
-import mediapipe as mp
 import numpy as np
 
 from consumer.decode import to_rgb8
 from consumer.detect import FaceDetector
 from consumer.image_types import Detection, Pixels
+from consumer.mediapipe_runtime import mp
 from consumer.merge import suppress_overlaps
 from consumer.model_files import MODEL_FILES
 from consumer.strategy import Pass, Strategy
