@@ -4,7 +4,7 @@ A decoded image costs about 4 bytes per pixel while it is masked (the pixels,
 the detector's downscaled copies, the encoded output), and that is most of a
 worker's memory beyond its fixed ~300 MB. Each thread holds the budget for an
 image's pixels from decoding to encoding, so a pod's memory limit can be sized
-from the budget alone (README, "Sizing"): two 24-megapixel photos arriving
+from the budget alone (README, "Memory and sizing"): two 24-megapixel photos arriving
 together are masked one after the other, not side by side. An image larger than
 the whole budget (up to `max_image_pixels`) runs alone. Threads are served in
 arrival order, so a large image is not overtaken forever by small ones.
