@@ -171,7 +171,7 @@ class Settings(BaseSettings):
         ge=1,
         description=(
             "Decoded pixels a worker's threads hold at once; an image that does not fit waits (a larger one runs "
-            "alone). Bounds memory: about 4 bytes each on top of the worker's ~300 MB."
+            "alone). Bounds memory: about 5 bytes each at their peak, on top of the worker's ~255 MB."
         ),
     )
     jpeg_quality: int = Field(92, ge=1, le=100)

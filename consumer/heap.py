@@ -19,7 +19,6 @@ without it, 399 and 409 MB with it. Other C libraries are left as they are.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 LARGE_BLOCK_BYTES = 8 * 1024 * 1024
 # mallopt's parameter numbers, from glibc's malloc.h
@@ -30,12 +29,9 @@ _M_MMAP_THRESHOLD = -3
 def map_large_blocks(threshold: int = LARGE_BLOCK_BYTES) -> bool:
     """Serve heap blocks of `threshold` bytes and more with their own mappings (glibc; process-wide, best
     called before threads start). False where the C library has no `mallopt` or refused."""
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
+    try:  # the C library the process already runs on; no search, no subprocess (the CLI starts with this)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return False
-    if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * threshold))

@@ -1,8 +1,9 @@
 """A worker-wide bound on the decoded pixels its processing threads hold at once.
 
-A decoded image costs about 4 bytes per pixel while it is masked (the pixels,
-the detector's downscaled copies, the encoded output), and that is most of a
-worker's memory beyond its fixed ~300 MB. Each thread holds the budget for an
+A decoded image costs about 5 bytes per pixel at its peak (OpenCV's decoder
+holds a second copy while decoding; then the pixels, the detector's downscaled
+copies, the encoded output), and that is most of a worker's memory beyond its
+fixed ~255 MB. Each thread holds the budget for an
 image's pixels from decoding to encoding, so a pod's memory limit can be sized
 from the budget alone (README, "Memory and sizing"): two 24-megapixel photos arriving
 together are masked one after the other, not side by side. An image larger than
