@@ -65,37 +65,28 @@ class ScanDetector:
             view = views.get(scale)
             if view is None:
                 view = views[scale] = _rgb_view(pixels, scale)
-            if scan_pass.scale is None:
-                found += self._whole(scan_pass, view, scale, (width, height))
-            else:
-                found += self._tiled(scan_pass, view, (width, height))
+            found += self._run(scan_pass, view, scale, (width, height))
             if scale not in scales[n + 1 :]:
                 del views[scale], view
         return suppress_overlaps(found, self.strategy.merge_iou)
 
-    def _whole(self, scan_pass: Pass, image: np.ndarray, scale: float, size: tuple[int, int]) -> list[Detection]:
-        """Run the pass's model once on `image` (the source resized by `scale`)."""
-        found = []
-        for detection in self._detectors[scan_pass.model].detect(image):
-            if detection.score >= scan_pass.min_score:
-                box = to_source(detection.box, Window(0, 0, 0), scale, *size)
-                if box.w > 0 and box.h > 0:
-                    found.append(Detection(box=box, score=detection.score))
-        return found
-
-    def _tiled(self, scan_pass: Pass, image: np.ndarray, size: tuple[int, int]) -> list[Detection]:
-        """Run the pass's model on each tile of `image` (the source resized by the pass's scale)."""
-        assert scan_pass.scale is not None
+    def _run(self, scan_pass: Pass, view: np.ndarray, scale: float, size: tuple[int, int]) -> list[Detection]:
+        """Run the pass's model on `view` (the source resized by `scale`): once for a whole-image pass, on each
+        tile otherwise; boxes mapped back to the `size` source."""
         detector = self._detectors[scan_pass.model]
-        side = MODEL_FILES[scan_pass.model].input_side
+        if scan_pass.scale is None:
+            side = max(view.shape[:2])
+            cuts = [Window(0, 0, side)]
+        else:
+            side = MODEL_FILES[scan_pass.model].input_side
+            cuts = windows(view.shape[1], view.shape[0], side, self.strategy.tile_overlap)
         found = []
-        for window in windows(image.shape[1], image.shape[0], side, self.strategy.tile_overlap):
-            tile = image[window.y : window.y + side, window.x : window.x + side]
-            for detection in detector.detect(tile):
+        for window in cuts:
+            for detection in detector.detect(view[window.y : window.y + side, window.x : window.x + side]):
                 too_big = scan_pass.max_face is not None and detection.box.h > scan_pass.max_face
                 if detection.score < scan_pass.min_score or too_big:
                     continue
-                box = to_source(detection.box, window, scan_pass.scale, *size)
+                box = to_source(detection.box, window, scale, *size)
                 if box.w > 0 and box.h > 0:
                     found.append(Detection(box=box, score=detection.score))
         return found
