@@ -44,6 +44,22 @@ def create_topics(settings: Settings, partitions: int, replication_factor: int) 
     return outcome
 
 
+def delete_topics(settings: Settings) -> None:
+    """Delete the service's topics (those `create_topics` makes), e.g. a benchmark run's own.
+
+    Raises SetupError when the broker refuses; a topic already gone is no error.
+    """
+    names = [*settings.input_topics, settings.topic_masked, settings.topic_metadata, settings.topic_dlq]
+    admin = AdminClient(settings.kafka_client_config())
+    for name, future in admin.delete_topics(names, request_timeout=30).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise SetupError(f"could not delete topic {name}: {error.str()}") from exc
+
+
 def missing_topics(settings: Settings, names: list[str], timeout_s: float = 15.0) -> list[str]:
     """Those of `names` the cluster does not have. Raises SetupError when the brokers cannot be reached."""
     admin = AdminClient(settings.kafka_client_config())

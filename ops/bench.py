@@ -12,13 +12,18 @@ quiet machine. Every part runs in this one invocation, on the same images:
   mean ms per stage and images/s;
 - floor: decode plus encode of the same images and nothing else;
 - end to end: one `faceguard worker` (2 threads, exactly-once) on a local broker,
-  fed flat out, then at half the flat-out rate, then one request at a time
-  (every ALONE_GAP_S) by a load generator; images/s, p50/p95/p99 latency from a
-  request's send to its metadata being readable (read_committed), CPU seconds
-  per image of the worker and of the broker (on the same two cores), and peak
-  RSS of the worker. A discarded flat-out run comes first: the broker starts
-  fresh, and its JVM spends the first minute compiling what a production broker
+  fed flat out, then at half the flat-out rate (the photos sent twice), then one
+  request at a time (every ALONE_GAP_S) by a load generator; images/s,
+  p50/p95/p99 latency from a request's send to its metadata being readable
+  (read_committed), CPU seconds per image of the worker, of the broker (on the
+  same two cores) and of this process's load generator and reader, and peak RSS
+  of the worker. A discarded flat-out run comes first: the broker starts fresh,
+  and its JVM spends the first minute compiling what a production broker
   compiled long ago;
+- the Kafka path over the in-process one: flat-out rounds (`--rounds`, 3) of the
+  in-process pipeline and of the worker, alternated while the broker runs, so
+  both see the same machine; the median round's ratio, and the range. Two
+  back-to-back flat-out runs of the same worker differ by up to 15% here;
 - peak RSS of a worker masking the large photos;
 - deface 1.5.0 (its own environment, `ops/eval_recall.py`) on the 1024-px photos:
   its CLI, wall time per image.
@@ -44,14 +49,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "ops"))
 
-from bench_worker import RunningBroker, temporary_broker, worker_env  # noqa: E402
+from bench_worker import RunningBroker, temporary_broker, worker_topics  # noqa: E402
 from eval_recall import deface_python  # noqa: E402
 
 from consumer.config import Settings  # noqa: E402
 from consumer.decode import decode_image  # noqa: E402
 from consumer.encode import EncodeQuality, encode_image  # noqa: E402
 from consumer.heap import map_large_blocks  # noqa: E402
-from consumer.kafka_admin import OutputReader, create_topics  # noqa: E402
+from consumer.kafka_admin import OutputReader  # noqa: E402
 from consumer.kafka_io import OutputProducer  # noqa: E402
 from consumer.pipeline import Anonymizer  # noqa: E402
 from consumer.pixel_budget import PixelBudget  # noqa: E402
@@ -63,6 +68,7 @@ SHARED = REPO.parent / "shared" / "data"
 BIN = Path(sys.executable).parent
 STAGES = ("decode", "detect", "mask", "encode")
 ALONE_GAP_S = 0.4  # between requests sent one at a time: each is done before the next is sent
+HALF_RATE_PASSES = 2  # the photos are sent this many times at half rate, so that p99 is not the 2nd-worst
 
 
 @dataclass
@@ -125,6 +131,7 @@ class EndToEnd:
     latency_s: dict[str, float]
     cpu_s_per_image: float
     broker_cpu_s_per_image: float
+    client_cpu_s_per_image: float  # this process: the load generator and the reader of the outputs
     peak_rss_mb: float
 
 
@@ -140,69 +147,87 @@ def proc_peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+@dataclass
+class CpuMeter:
+    """CPU seconds spent since it was made by the worker, the broker and this process."""
+
+    worker_pid: int
+    broker_pid: int
+
+    def __post_init__(self) -> None:
+        self.started = self.read()
+
+    def read(self) -> tuple[float, float, float]:
+        return proc_cpu_s(self.worker_pid), proc_cpu_s(self.broker_pid), time.process_time()
+
+    def spent(self) -> tuple[float, float, float]:
+        worker, broker, client = self.read()
+        return worker - self.started[0], broker - self.started[1], client - self.started[2]
+
+
 def end_to_end(broker: RunningBroker, paths: list[Path], threads: int, rate: float | None) -> EndToEnd:
     """One worker on fresh topics, fed flat out (`rate` None) or at `rate` requests/s."""
-    env = worker_env(broker.bootstrap, paths, threads, "exactly_once")
-    os.environ.update(env)
-    settings = Settings()
-    create_topics(settings, 6, 1)
-    reader = OutputReader(settings, [settings.topic_metadata, settings.topic_dlq], f"bench-{uuid.uuid4()}")
-    worker = subprocess.Popen([str(BIN / "faceguard"), "worker"], env=env, stderr=subprocess.DEVNULL)
-    sent: dict[str, float] = {}
-    done: dict[str, float] = {}
-    producer, failures = OutputProducer(settings), []  # the load generator's one producer
+    with worker_topics(broker.bootstrap, paths, threads, "exactly_once") as env:
+        settings = Settings()
+        reader = OutputReader(settings, [settings.topic_metadata, settings.topic_dlq], f"bench-{uuid.uuid4()}")
+        worker = subprocess.Popen([str(BIN / "faceguard"), "worker"], env=env, stderr=subprocess.DEVNULL)
+        sent: dict[str, float] = {}
+        done: dict[str, float] = {}
+        producer, failures = OutputProducer(settings), []  # the load generator's one producer
 
-    def send(request_id: str, path: Path) -> None:
-        request = ImageRequest(request_id=request_id, image_ref=path.as_uri())
-        record = OutgoingRecord(settings.topic_requests, request_id.encode(), request.model_dump_json().encode(), [])
-        sent[request_id] = time.perf_counter()
-        producer.send(record, lambda error: None if error is None else failures.append(error))
-        producer.poll()
-
-    def wait_for(request_id: str) -> None:
-        while request_id not in done:
-            for record in reader.poll_batch(500, 0.05):
-                if record.topic == settings.topic_dlq:
-                    raise SystemExit(f"dead-lettered: {dict(record.headers)}")
-                done[(record.key or b"").decode()] = time.perf_counter()
-
-    try:
-        send("warm-up", paths[0])  # the clock starts once the worker has joined and answered
-        producer.flush(30)
-        wait_for("warm-up")
-        del sent["warm-up"], done["warm-up"]
-        cpu_before, broker_cpu_before = proc_cpu_s(worker.pid), proc_cpu_s(broker.pid)
-
-        def generate() -> None:
-            for n, path in enumerate(paths):
-                if rate is not None:
-                    time.sleep(max(0.0, started + n / rate - time.perf_counter()))
-                send(f"r{n}", path)
-
-        started = time.perf_counter()
-        generator = threading.Thread(target=generate)
-        generator.start()
-        for n in range(len(paths)):  # read while the generator sends, so that arrival times are true
+        def send(request_id: str, path: Path) -> None:
+            request = ImageRequest(request_id=request_id, image_ref=path.as_uri())
+            record = OutgoingRecord(
+                settings.topic_requests, request_id.encode(), request.model_dump_json().encode(), []
+            )
+            sent[request_id] = time.perf_counter()
+            producer.send(record, lambda error: None if error is None else failures.append(error))
             producer.poll()
-            wait_for(f"r{n}")
-        generator.join()
-        assert not failures, failures
-        elapsed = max(done.values()) - started
-        cpu = proc_cpu_s(worker.pid) - cpu_before
-        broker_cpu = proc_cpu_s(broker.pid) - broker_cpu_before
-        rss = proc_peak_rss_mb(worker.pid)
-    finally:
-        worker.terminate()
-        worker.wait()
-        reader.close()
-        producer.close()
+
+        def wait_for(request_id: str) -> None:
+            while request_id not in done:
+                for record in reader.poll_batch(500, 0.05):
+                    if record.topic == settings.topic_dlq:
+                        raise SystemExit(f"dead-lettered: {dict(record.headers)}")
+                    done[(record.key or b"").decode()] = time.perf_counter()
+
+        try:
+            send("warm-up", paths[0])  # the clock starts once the worker has joined and answered
+            producer.flush(30)
+            wait_for("warm-up")
+            del sent["warm-up"], done["warm-up"]
+            meter = CpuMeter(worker.pid, broker.pid)
+
+            def generate() -> None:
+                for n, path in enumerate(paths):
+                    if rate is not None:
+                        time.sleep(max(0.0, started + n / rate - time.perf_counter()))
+                    send(f"r{n}", path)
+
+            started = time.perf_counter()
+            generator = threading.Thread(target=generate)
+            generator.start()
+            for n in range(len(paths)):  # read while the generator sends, so that arrival times are true
+                producer.poll()
+                wait_for(f"r{n}")
+            generator.join()
+            assert not failures, failures
+            elapsed = max(done.values()) - started
+            worker_cpu, broker_cpu, client_cpu = meter.spent()
+            rss = proc_peak_rss_mb(worker.pid)
+        finally:
+            worker.terminate()
+            worker.wait()
+            reader.close()
+            producer.close()
     latencies = sorted(done[k] - sent[k] for k in done)
     quantiles = statistics.quantiles(latencies, n=100)
     return EndToEnd(
         len(paths) / elapsed,
         {"p50": quantiles[49], "p95": quantiles[94], "p99": quantiles[98]},
-        cpu / len(paths),
+        worker_cpu / len(paths),
         broker_cpu / len(paths),
+        client_cpu / len(paths),
         rss,
     )
 
@@ -227,25 +252,31 @@ def deface_images_per_s(paths: list[Path]) -> float:
         return (len(copies) - 1) / max(1e-6, run(copies) - one)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--faces", type=int, default=200, help="1024-px photos to use (default 200)")
-    parser.add_argument("--large", type=int, default=20, help="large photos to use (default all 20)")
-    parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--no-deface", action="store_true")
-    args = parser.parse_args()
-    map_large_blocks()  # as `faceguard` does, so that the in-process pipeline runs under the same heap
-    faces = sorted((SHARED / "faces" / "images").glob("*.jpg"))[: args.faces]
-    large = sorted((SHARED / "large").glob("*.jpg"))[: args.large]
-    counts = [int(n) for n in args.threads.split(",")]
-    figures: dict[str, object] = {"faces_images": len(faces), "large_images": len(large)}
+@dataclass
+class Runs:
+    """The end-to-end runs of one invocation."""
 
-    print(f"in-process, default preset {Settings().preset.value} ({len(faces)} 1024-px, {len(large)} large photos)")
+    rounds: list[tuple[float, EndToEnd]]  # in-process images/s and the worker's flat-out run, alternated
+    half: EndToEnd
+    alone: EndToEnd
+    large: EndToEnd
+
+    @property
+    def round_ratios(self) -> list[float]:
+        return [e2e.images_per_s / bare for bare, e2e in self.rounds]
+
+    @property
+    def flat(self) -> EndToEnd:
+        """The flat-out run of the median round."""
+        return sorted(self.rounds, key=lambda r: r[1].images_per_s / r[0])[len(self.rounds) // 2][1]
+
+
+def measure_in_process(sets: dict[str, list[Path]], counts: list[int], figures: dict[str, object]) -> None:
     print(
         f"{'set':>6} {'threads':>7} {'img/s':>8} {'CPU s/img':>10} {'floor img/s':>12} "
         + " ".join(f"{s + ' ms':>10}" for s in STAGES)
     )
-    for name, paths in (("faces", faces), ("large", large)):
+    for name, paths in sets.items():
         data = [p.read_bytes() for p in paths]
         for threads in counts:
             measured, floor_rate = in_process(data, threads), floor(data, threads)
@@ -262,37 +293,93 @@ def main() -> int:
                 f" {floor_rate:>12.2f} {stage_cells}"
             )
 
-    threads = max(counts)
+
+def measure_end_to_end(faces: list[Path], large: list[Path], threads: int, rounds: int) -> Runs:
+    face_data = [p.read_bytes() for p in faces]
     with temporary_broker() as broker:
         end_to_end(broker, faces, threads, None)  # warm-up, discarded
-        flat = end_to_end(broker, faces, threads, None)
-        half = end_to_end(broker, faces, threads, flat.images_per_s / 2)
-        alone = end_to_end(broker, faces, threads, 1 / ALONE_GAP_S)
-        big = end_to_end(broker, large, threads, None)
-    print(f"\nend to end, one worker, {threads} threads, exactly-once ({len(faces)} 1024-px photos)")
+        alternated = []
+        for _ in range(rounds):
+            bare = in_process(face_data, threads).images_per_s
+            alternated.append((bare, end_to_end(broker, faces, threads, None)))
+        half_rate = statistics.median(e2e.images_per_s for _, e2e in alternated) / 2
+        return Runs(
+            alternated,
+            half=end_to_end(broker, faces * HALF_RATE_PASSES, threads, half_rate),
+            alone=end_to_end(broker, faces, threads, 1 / ALONE_GAP_S),
+            large=end_to_end(broker, large, threads, None),
+        )
+
+
+def print_end_to_end(runs: Runs, figures: dict[str, object]) -> None:
     print(
-        f"{'load':>10} {'img/s':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'CPU s/img':>10}"
-        f" {'broker CPU s/img':>17} {'peak RSS MB':>12}"
+        f"{'round':>6} {'in-process img/s':>17} {'end-to-end img/s':>17} {'ratio':>6}"
+        f" {'worker CPU s/img':>17} {'broker CPU s/img':>17}"
     )
-    for name, run in (("flat out", flat), ("half rate", half), ("one by one", alone), ("large", big)):
+    for n, ((bare, e2e), ratio) in enumerate(zip(runs.rounds, runs.round_ratios, strict=True), 1):
+        print(
+            f"{n:>6} {bare:>17.2f} {e2e.images_per_s:>17.2f} {ratio:>6.3f}"
+            f" {e2e.cpu_s_per_image:>17.4f} {e2e.broker_cpu_s_per_image:>17.4f}"
+        )
+    figures["rounds"] = [
+        {"in_process_images_per_s": round(bare, 2), "end_to_end_images_per_s": round(e2e.images_per_s, 2)}
+        for bare, e2e in runs.rounds
+    ]
+    print(
+        f"\n{'load':>10} {'img/s':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'CPU s/img':>10}"
+        f" {'broker CPU s/img':>17} {'client CPU s/img':>17} {'peak RSS MB':>12}"
+    )
+    loads = (("flat out", runs.flat), ("half rate", runs.half), ("one by one", runs.alone), ("large", runs.large))
+    for name, run in loads:
         figures[f"e2e_{name.replace(' ', '_')}"] = {
             "images_per_s": round(run.images_per_s, 2),
             "latency_s": {k: round(v, 3) for k, v in run.latency_s.items()},
             "cpu_s_per_image": round(run.cpu_s_per_image, 4),
             "broker_cpu_s_per_image": round(run.broker_cpu_s_per_image, 4),
+            "client_cpu_s_per_image": round(run.client_cpu_s_per_image, 4),
             "peak_rss_mb": round(run.peak_rss_mb, 1),
         }
         lat = run.latency_s
         print(
             f"{name:>10} {run.images_per_s:>8.2f} {lat['p50']:>7.3f} {lat['p95']:>7.3f} {lat['p99']:>7.3f}"
-            f" {run.cpu_s_per_image:>10.4f} {run.broker_cpu_s_per_image:>17.4f} {run.peak_rss_mb:>12.1f}"
+            f" {run.cpu_s_per_image:>10.4f} {run.broker_cpu_s_per_image:>17.4f}"
+            f" {run.client_cpu_s_per_image:>17.4f} {run.peak_rss_mb:>12.1f}"
         )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faces", type=int, default=200, help="1024-px photos to use (default 200)")
+    parser.add_argument("--large", type=int, default=20, help="large photos to use (default all 20)")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated flat-out rounds (default 3)")
+    parser.add_argument("--no-deface", action="store_true")
+    args = parser.parse_args()
+    map_large_blocks()  # as `faceguard` does, so that the in-process pipeline runs under the same heap
+    faces = sorted((SHARED / "faces" / "images").glob("*.jpg"))[: args.faces]
+    large = sorted((SHARED / "large").glob("*.jpg"))[: args.large]
+    counts = [int(n) for n in args.threads.split(",")]
+    figures: dict[str, object] = {"faces_images": len(faces), "large_images": len(large)}
+
+    print(f"in-process, default preset {Settings().preset.value} ({len(faces)} 1024-px, {len(large)} large photos)")
+    measure_in_process({"faces": faces, "large": large}, counts, figures)
+    threads = max(counts)
+    runs = measure_end_to_end(faces, large, threads, args.rounds)
+    print(
+        f"\nend to end, one worker, {threads} threads, exactly-once ({len(faces)} 1024-px photos); flat-out rounds"
+        " alternated with the in-process pipeline while the broker runs, the median round's run in the table"
+    )
+    print_end_to_end(runs, figures)
     bare = figures[f"faces_{threads}t"]
     assert isinstance(bare, dict)
     one_thread = figures[f"faces_{min(counts)}t"]
     assert isinstance(one_thread, dict)
+    half, alone = runs.half, runs.alone
     ratios = {
-        "kafka_over_in_process": flat.images_per_s / bare["images_per_s"],
+        "kafka_over_in_process": statistics.median(runs.round_ratios),
+        "kafka_over_in_process_min": min(runs.round_ratios),
+        "kafka_over_in_process_max": max(runs.round_ratios),
+        "two_threads_over_one": bare["images_per_s"] / one_thread["images_per_s"],
         "in_process_over_floor": bare["images_per_s"] / bare["floor_images_per_s"],
         # the single-image time: a request sent alone, through the worker and the broker, median
         "half_rate_p99_over_single_image": half.latency_s["p99"] / alone.latency_s["p50"],
@@ -304,7 +391,7 @@ def main() -> int:
     if not args.no_deface:
         deface_rate = deface_images_per_s(faces)
         figures["deface_images_per_s"] = round(deface_rate, 2)
-        ratios["ours_over_deface"] = flat.images_per_s / deface_rate
+        ratios["ours_over_deface"] = runs.flat.images_per_s / deface_rate
         print(f"\ndeface 1.5.0 CLI on the same {len(faces)} photos: {deface_rate:.2f} img/s")
     figures["ratios"] = {k: round(v, 3) for k, v in ratios.items()}
     print("\nratios: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))

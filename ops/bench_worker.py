@@ -20,6 +20,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from consumer.config import Settings  # noqa: E402
 from consumer.file_source import read_file  # noqa: E402
 from consumer.heap import map_large_blocks  # noqa: E402
 from consumer.inputs import expand_images  # noqa: E402
-from consumer.kafka_admin import OutputReader, create_topics  # noqa: E402
+from consumer.kafka_admin import OutputReader, create_topics, delete_topics  # noqa: E402
 from consumer.pipeline import Anonymizer  # noqa: E402
 from consumer.pixel_budget import PixelBudget  # noqa: E402
 from consumer.scan import ScanDetector  # noqa: E402
@@ -74,9 +75,13 @@ def bare_pipeline(
         return len(images) / (time.perf_counter() - started)
 
 
-def worker_env(bootstrap: str, images: list[Path], threads: int, guarantee: str) -> dict[str, str]:
-    """The environment of a benchmark worker: fresh topics and group, the images' folders allowed."""
+@contextmanager
+def worker_topics(bootstrap: str, images: list[Path], threads: int, guarantee: str) -> Iterator[dict[str, str]]:
+    """Fresh topics and group for one benchmark worker, and its environment (also set in this process's,
+    so that `Settings()` here reads the same). The topics and the folder of stored outputs are deleted
+    after, so that a long benchmark does not leave the broker hundreds of partitions to tend."""
     prefix = f"bench{uuid.uuid4().hex[:8]}"
+    store = Path(tempfile.mkdtemp(prefix="faceguard-bench-"))
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -91,9 +96,16 @@ def worker_env(bootstrap: str, images: list[Path], threads: int, guarantee: str)
         "FACEGUARD_GUARANTEE": guarantee,
         "FACEGUARD_PROBE_PORT": "0",  # not needed here; the default port may be taken
         # Masked large photos outgrow a record: a folder takes them (claim check).
-        "FACEGUARD_OUTPUT_STORE": Path(tempfile.mkdtemp(prefix="faceguard-bench-")).as_uri(),
+        "FACEGUARD_OUTPUT_STORE": store.as_uri(),
     }
-    return env
+    os.environ.update(env)
+    settings = Settings()
+    create_topics(settings, 6, 1)
+    try:
+        yield env
+    finally:
+        delete_topics(settings)
+        shutil.rmtree(store, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -121,26 +133,24 @@ def temporary_broker() -> Iterator[RunningBroker]:
 def through_kafka(bootstrap: str, images: list[Path], threads: int, guarantee: str) -> float:
     """Images per second of one worker on fresh topics: every image consumed from the broker and its outputs
     committed to it, timed from the first processed_at stamp to the last."""
-    env = worker_env(bootstrap, images, threads, guarantee)
-    os.environ.update(env)
-    settings = Settings()
-    create_topics(settings, 6, 1)
-    requests = build_requests([p.resolve().as_uri() for p in images], None, {})
-    assert all(error is None for error in submit(settings, requests)), "submit failed"
-    reader = OutputReader(settings, [settings.topic_metadata, settings.topic_dlq], f"bench-{uuid.uuid4()}")
-    worker = subprocess.Popen([str(BIN / "faceguard"), "worker"], env=env, stderr=subprocess.DEVNULL)
-    times: list[float] = []
-    try:
-        started = time.perf_counter()
-        while len(times) < len(requests) and time.perf_counter() - started < 1800:
-            for record in reader.poll_batch(500, 0.2):
-                if record.topic == settings.topic_dlq:
-                    raise SystemExit(f"dead-lettered: {dict(record.headers)}")
-                times.append(datetime.fromisoformat(json.loads(record.value or b"")["processed_at"]).timestamp())
-    finally:
-        worker.terminate()
-        worker.wait()
-        reader.close()
+    with worker_topics(bootstrap, images, threads, guarantee) as env:
+        settings = Settings()
+        requests = build_requests([p.resolve().as_uri() for p in images], None, {})
+        assert all(error is None for error in submit(settings, requests)), "submit failed"
+        reader = OutputReader(settings, [settings.topic_metadata, settings.topic_dlq], f"bench-{uuid.uuid4()}")
+        worker = subprocess.Popen([str(BIN / "faceguard"), "worker"], env=env, stderr=subprocess.DEVNULL)
+        times: list[float] = []
+        try:
+            started = time.perf_counter()
+            while len(times) < len(requests) and time.perf_counter() - started < 1800:
+                for record in reader.poll_batch(500, 0.2):
+                    if record.topic == settings.topic_dlq:
+                        raise SystemExit(f"dead-lettered: {dict(record.headers)}")
+                    times.append(datetime.fromisoformat(json.loads(record.value or b"")["processed_at"]).timestamp())
+        finally:
+            worker.terminate()
+            worker.wait()
+            reader.close()
     # Outputs arrive a committed batch at a time, so time the worker by its events' processed_at stamps.
     times.sort()
     return (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else 0.0

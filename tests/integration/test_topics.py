@@ -1,0 +1,34 @@
+"""Creating and deleting the service's topics on a real broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from consumer.config import Settings
+from consumer.kafka_admin import create_topics, delete_topics, missing_topics
+
+pytestmark = pytest.mark.kafka
+
+
+def test_topics_created_then_deleted_and_deleting_again_is_no_error(kafka_bootstrap: str) -> None:
+    prefix = f"topics{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_requests=f"{prefix}.requests",
+        topic_masked=f"{prefix}.masked",
+        topic_metadata=f"{prefix}.metadata",
+        topic_dlq=f"{prefix}.dlq",
+    )
+    names = [*settings.input_topics, settings.topic_masked, settings.topic_metadata, settings.topic_dlq]
+    assert set(create_topics(settings, 2, 1).values()) == {"created"}
+    assert missing_topics(settings, names) == []
+
+    delete_topics(settings)
+    deadline = time.monotonic() + 30
+    while (gone := missing_topics(settings, names)) != names and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert gone == names
+    delete_topics(settings)  # already gone
