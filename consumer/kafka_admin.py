@@ -18,17 +18,20 @@ from consumer.kafka_io import OutputProducer, log_client_error, to_record
 from consumer.records import OutgoingRecord, Record
 
 
+def service_topics(settings: Settings) -> list[str]:
+    """Every topic the service reads or writes: requests, retry tiers, masked images, metadata, dead letters."""
+    return [*settings.input_topics, settings.topic_masked, settings.topic_metadata, settings.topic_dlq]
+
+
 def create_topics(settings: Settings, partitions: int, replication_factor: int) -> dict[str, str]:
     """Create the service's topics when missing; returns each topic's outcome ("created" or "exists").
 
     Raises SetupError when the broker refuses.
     """
-    image_bytes = str(settings.max_record_bytes)
-    topics = [NewTopic(name, partitions, replication_factor) for name in settings.input_topics]
-    topics += [
-        NewTopic(settings.topic_masked, partitions, replication_factor, config={"max.message.bytes": image_bytes}),
-        NewTopic(settings.topic_metadata, partitions, replication_factor),
-        NewTopic(settings.topic_dlq, partitions, replication_factor),
+    configs = {settings.topic_masked: {"max.message.bytes": str(settings.max_record_bytes)}}
+    topics = [
+        NewTopic(name, partitions, replication_factor, config=configs.get(name, {}))
+        for name in service_topics(settings)
     ]
     admin = AdminClient(settings.kafka_client_config())
     outcome = {}
@@ -49,9 +52,8 @@ def delete_topics(settings: Settings) -> None:
 
     Raises SetupError when the broker refuses; a topic already gone is no error.
     """
-    names = [*settings.input_topics, settings.topic_masked, settings.topic_metadata, settings.topic_dlq]
     admin = AdminClient(settings.kafka_client_config())
-    for name, future in admin.delete_topics(names, request_timeout=30).items():
+    for name, future in admin.delete_topics(service_topics(settings), request_timeout=30).items():
         try:
             future.result()
         except KafkaException as exc:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from consumer.config import Settings
-from consumer.kafka_admin import create_topics, delete_topics, missing_topics
+from consumer.kafka_admin import create_topics, delete_topics, missing_topics, service_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -22,7 +22,8 @@ def test_topics_created_then_deleted_and_deleting_again_is_no_error(kafka_bootst
         topic_metadata=f"{prefix}.metadata",
         topic_dlq=f"{prefix}.dlq",
     )
-    names = [*settings.input_topics, settings.topic_masked, settings.topic_metadata, settings.topic_dlq]
+    names = service_topics(settings)
+    assert len(names) == 7  # requests, three retry tiers, masked, metadata, dead letters
     assert set(create_topics(settings, 2, 1).values()) == {"created"}
     assert missing_topics(settings, names) == []
 
