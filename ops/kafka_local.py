@@ -232,12 +232,9 @@ def format_storage(broker: Broker) -> None:
         raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
 
 
-# The JVM of a broker that shares a small machine with the workers it serves (tests, benchmarks, the demo).
-# Measured per broker thread on 2 cores, one worker at ~25 images/s: with the JVM's defaults (tiered JIT, G1)
-# the broker spent 6.5 to 17.9 ms of CPU per image, of which C2 compilation 1.7 to 13.8 ms (in bursts, even
-# after minutes of load) and G1's concurrent cycles up to 3.4 ms, against 1.3 to 2.3 ms of request handling.
-# With C1 only and the serial collector: 1.7 to 3.9 ms per image, nearly all request handling and metadata.
-# A production broker, on machines of its own, keeps its own tuning.
+# The JVM of a broker that shares a small machine with the workers it serves (tests, benchmarks, the demo):
+# with the JVM's defaults, C2 compilation bursts and G1's concurrent cycles cost it several times more CPU
+# per record than serving requests does (README, "The local broker", has the per-thread measurements).
 JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 
