@@ -235,7 +235,8 @@ def format_storage(broker: Broker) -> None:
 # The JVM of a broker that shares a small machine with the workers it serves (tests, benchmarks, the demo):
 # with the JVM's defaults, C2 compilation bursts and G1's concurrent cycles cost it several times more CPU
 # per record than serving requests does (README, "The local broker", has the per-thread measurements).
-JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+# FACEGUARD_KAFKA_JVM_OPTIONS replaces them ("-XX:+UseG1GC" for the JVM's defaults; ops/bench_broker.py compares).
+JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def java_command(broker: Broker) -> list[str]:
@@ -243,7 +244,7 @@ def java_command(broker: Broker) -> list[str]:
     return [
         "java",
         *heap,
-        *JVM_OPTIONS,
+        *os.environ.get("FACEGUARD_KAFKA_JVM_OPTIONS", JVM_OPTIONS).split(),
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={LOG_CONFIG}",
         f"-Dkafka.logs.dir={broker.data}",
