@@ -67,7 +67,8 @@ def main() -> int:
             after, seconds = cpu_by_thread_group(broker.pid), time.perf_counter() - started
             spent = {name: after[name] - before.get(name, 0.0) for name in after}
             total_ms = 1000 * sum(spent.values()) / len(images)
-            print(f"run {run}: worker {images_per_s:.2f} img/s; broker {total_ms:.1f} ms CPU per image ({seconds:.0f} s)")
+            print(f"run {run}: worker {images_per_s:.2f} img/s; broker {total_ms:.1f} ms CPU per image", end="")
+            print(f" ({seconds:.0f} s)")
             for name, cpu_s in sorted(spent.items(), key=lambda item: -item[1])[:SHOWN]:
                 print(f"    {name:<18} {1000 * cpu_s / len(images):5.1f} ms per image")
     return 0
