@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import time
-from collections import Counter
+from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,10 +33,10 @@ from consumer.inputs import expand_images  # noqa: E402
 SHOWN = 6  # thread groups printed per run, the busiest first
 
 
-def cpu_by_thread_group(pid: int) -> Counter[str]:
+def cpu_by_thread_group(pid: int) -> dict[str, float]:
     """CPU seconds of a process's live threads, summed over names with their trailing numbers removed
     ("GC Thread#3" and "GC Thread#0" are one group)."""
-    groups: Counter[str] = Counter()
+    groups: defaultdict[str, float] = defaultdict(float)
     tick = os.sysconf("SC_CLK_TCK")
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
