@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -49,7 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "ops"))
 
-from bench_worker import RunningBroker, temporary_broker, worker_topics  # noqa: E402
+from bench_worker import RunningBroker, cpu_seconds, temporary_broker, worker_topics  # noqa: E402
 from eval_recall import deface_python  # noqa: E402
 
 from consumer.config import Settings  # noqa: E402
@@ -135,11 +134,6 @@ class EndToEnd:
     peak_rss_mb: float
 
 
-def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -158,7 +152,8 @@ class CpuMeter:
         self.started = self.read()
 
     def read(self) -> tuple[float, float, float]:
-        return proc_cpu_s(self.worker_pid), proc_cpu_s(self.broker_pid), time.process_time()
+        worker, broker = (cpu_seconds(Path(f"/proc/{pid}/stat")) for pid in (self.worker_pid, self.broker_pid))
+        return worker, broker, time.process_time()
 
     def spent(self) -> tuple[float, float, float]:
         worker, broker, client = self.read()

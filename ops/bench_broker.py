@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "ops"))
 
-from bench_worker import temporary_broker, through_kafka  # noqa: E402
+from bench_worker import cpu_seconds, temporary_broker, through_kafka  # noqa: E402
 
 from consumer.inputs import expand_images  # noqa: E402
 
@@ -37,15 +37,12 @@ def cpu_by_thread_group(pid: int) -> dict[str, float]:
     """CPU seconds of a process's live threads, summed over names with their trailing numbers removed
     ("GC Thread#3" and "GC Thread#0" are one group)."""
     groups: defaultdict[str, float] = defaultdict(float)
-    tick = os.sysconf("SC_CLK_TCK")
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            stat = (task / "stat").read_text()
+            name, cpu_s = (task / "comm").read_text().strip(), cpu_seconds(task / "stat")
         except FileNotFoundError:  # the thread ended meanwhile
             continue
-        name = re.sub(r"[\d#-]+$", "", stat[stat.index("(") + 1 : stat.rindex(")")])
-        fields = stat[stat.rindex(")") + 2 :].split()
-        groups[name] += (int(fields[11]) + int(fields[12])) / tick
+        groups[re.sub(r"[\d#-]+$", "", name)] += cpu_s
     return groups
 
 

@@ -108,6 +108,13 @@ def worker_topics(bootstrap: str, images: list[Path], threads: int, guarantee: s
         shutil.rmtree(store, ignore_errors=True)
 
 
+def cpu_seconds(stat: Path) -> float:
+    """User plus system CPU seconds of a process (/proc/PID/stat) or of one of its threads
+    (/proc/PID/task/TID/stat). Raises FileNotFoundError when it has ended."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()  # after the name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class RunningBroker:
     bootstrap: str
