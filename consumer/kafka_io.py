@@ -250,7 +250,12 @@ class _Watchdog:
 class WatermarkReader:
     """Reads the high watermarks of the watched partitions on a thread of its own, every `interval_s`,
     in one ListOffsets request (an AdminClient, so the consumer thread never waits on the broker).
-    `reachable` says whether the last request was answered."""
+    `reachable` says whether the broker answered the last round.
+
+    When a read fails, a metadata request decides whether the broker is there. It also refreshes the
+    partitions' leader epochs: after a broker restarts, librdkafka's ListOffsets keeps sending the
+    epochs from before it, and the broker refuses them (FENCED_LEADER_EPOCH) until metadata is
+    fetched again, which nothing else in an AdminClient does."""
 
     def __init__(self, settings: Settings, interval_s: float) -> None:
         config: dict[str, Any] = {**settings.kafka_client_config(), "logger": KAFKA_LOG}
@@ -267,25 +272,37 @@ class WatermarkReader:
         self._watched = frozenset(partitions)
 
     def _run(self) -> None:
+        failure = ""  # the last failure logged, so that a lasting one is logged once
         while True:
             try:
                 self.highs = self._read(self._watched)
-                self.reachable = True
+                self.reachable, failure = True, ""
             except (KafkaException, FutureTimeout) as exc:
-                if self.reachable:
-                    log.warning("broker did not answer a watermark query: %s", exc)
-                self.reachable = False
+                self.reachable = self._metadata_answered()
+                if str(exc) != failure:
+                    failure = str(exc)
+                    log.warning("watermark query failed (broker %s): %s", "up" if self.reachable else "down", exc)
             if self._stop.wait(self._interval_s):
                 return
 
+    @property
+    def _timeout_s(self) -> float:
+        return max(1.0, self._interval_s)
+
     def _read(self, partitions: frozenset[PartitionKey]) -> dict[PartitionKey, int]:
-        timeout = max(1.0, self._interval_s)
         if not partitions:
-            self._admin.list_topics(timeout=timeout)  # still proves the broker answers
+            self._admin.list_topics(timeout=self._timeout_s)  # still proves the broker answers
             return {}
         wanted = {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions}  # type: ignore[no-untyped-call]
-        futures = self._admin.list_offsets(wanted, request_timeout=timeout)
-        return {(tp.topic, tp.partition): future.result(timeout).offset for tp, future in futures.items()}
+        futures = self._admin.list_offsets(wanted, request_timeout=self._timeout_s)
+        return {(tp.topic, tp.partition): future.result(self._timeout_s).offset for tp, future in futures.items()}
+
+    def _metadata_answered(self) -> bool:
+        try:
+            self._admin.list_topics(timeout=self._timeout_s)
+        except KafkaException:
+            return False
+        return True
 
     def close(self) -> None:
         self._stop.set()
