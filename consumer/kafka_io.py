@@ -274,9 +274,13 @@ class WatermarkReader:
     def _run(self) -> None:
         failure = ""  # the last failure logged, so that a lasting one is logged once
         while True:
+            watched = self._watched  # one snapshot: the consumer thread may replace it meanwhile
             try:
-                self.highs = self._read(self._watched)
-                self.reachable, failure = True, ""
+                if watched:
+                    self.highs = self._read(watched)
+                    self.reachable, failure = True, ""
+                else:
+                    self.reachable = self._metadata_answered()
             except (KafkaException, FutureTimeout) as exc:
                 self.reachable = self._metadata_answered()
                 if str(exc) != failure:
@@ -290,9 +294,6 @@ class WatermarkReader:
         return max(1.0, self._interval_s)
 
     def _read(self, partitions: frozenset[PartitionKey]) -> dict[PartitionKey, int]:
-        if not partitions:
-            self._admin.list_topics(timeout=self._timeout_s)  # still proves the broker answers
-            return {}
         wanted = {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions}  # type: ignore[no-untyped-call]
         futures = self._admin.list_offsets(wanted, request_timeout=self._timeout_s)
         return {(tp.topic, tp.partition): future.result(self._timeout_s).offset for tp, future in futures.items()}
