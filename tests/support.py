@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,6 +20,14 @@ FACES = SHARED_DATA / "faces"
 SAMPLES = REPO / "samples"
 BIN = REPO / ".venv" / "bin"
 GO_TOOLS = REPO / ".cache" / "go" / "bin"
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `condition` until it holds; fail the test saying `what` did not happen in `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
 
 
 def go_tool(name: str) -> str:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from schemas import ImageRequest
 from tests.image_server import ImageServer
 from tests.integration.conftest import MakeStack, broker
 from tests.integration.stack import Stack, free_port
-from tests.support import SAMPLES
+from tests.support import SAMPLES, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -55,13 +53,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def total(samples: Samples, name: str, **labels: str) -> float:
     wanted = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def probe(port: int, path: str) -> int:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,17 +12,9 @@ from consumer.config import Settings
 from consumer.kafka_admin import create_topics
 from consumer.kafka_io import WatermarkReader
 from tests.integration.conftest import broker
+from tests.support import wait_for
 
 pytestmark = pytest.mark.kafka
-
-
-def until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def test_watermarks_are_read_again_after_the_broker_restarts(own_broker: tuple[str, Path]) -> None:
@@ -37,16 +27,16 @@ def test_watermarks_are_read_again_after_the_broker_restarts(own_broker: tuple[s
     reader = WatermarkReader(settings, 0.5)
     try:
         reader.watch([partition])
-        assert until(lambda: reader.highs.get(partition) == 0 and reader.reachable, 30)
+        wait_for(lambda: reader.highs.get(partition) == 0 and reader.reachable, 30, "the first watermark")
 
         broker("stop", data)
-        assert until(lambda: not reader.reachable, 30), "the reader should see the broker gone"
+        wait_for(lambda: not reader.reachable, 30, "the reader to see the broker gone")
         broker("start", data)
         producer = Producer(settings.kafka_client_config())
         producer.produce(settings.topic_requests, b"after the restart")
         assert producer.flush(30) == 0
 
-        assert until(lambda: reader.reachable, 30), "the broker answers again"
-        assert until(lambda: reader.highs.get(partition) == 1, 30), f"watermarks still stale: {reader.highs}"
+        wait_for(lambda: reader.reachable, 30, "the broker to answer again")
+        wait_for(lambda: reader.highs.get(partition) == 1, 30, "the watermark after the restart (stale: old epoch)")
     finally:
         reader.close()
