@@ -5,7 +5,9 @@ one per model the strategy uses) and is never shared between threads.
 
 It takes the decoded pixels as they are (gray, BGR or BGRA, 8 or 16 bit) and
 makes an 8-bit RGB copy of the image only at each scale a pass needs, after
-resizing: a 24-megapixel photo is never copied at full size for detection.
+resizing: a 24-megapixel photo is never copied at full size for detection. A
+guided pass at full size still makes that copy; a guided pass could crop its
+tiles instead, which no preset needs yet (they run on 1024-px photos).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import numpy as np
 
 from consumer.decode import to_rgb8
 from consumer.detect import FaceDetector
-from consumer.image_types import Detection, Pixels
+from consumer.image_types import Box, Detection, Pixels
 from consumer.mediapipe_runtime import mp
 from consumer.merge import suppress_overlaps
 from consumer.model_files import MODEL_FILES
-from consumer.strategy import Pass, Strategy
-from consumer.tiling import Window, to_source, windows
+from consumer.strategy import Pass, SecondLook, Strategy
+from consumer.tiling import Point, Window, holding, to_source, windows
 from schemas import ModelInfo
 
 # A whole-image pass sees the image fitted into the network's 128 or 192 pixels, so detail beyond
@@ -50,7 +52,7 @@ class ScanDetector:
             version=f"mediapipe-{mp.__version__}/" + "+".join(f"sha256:{f.sha256[:12]}" for f in files),
             min_confidence=min(p.min_score for p in strategy.passes),
             preset=strategy.preset.value,
-            passes=[p.describe() for p in strategy.passes],
+            passes=strategy.describe(),
         )
 
     def detect(self, pixels: Pixels) -> list[Detection]:
@@ -61,18 +63,26 @@ class ScanDetector:
         scales = [whole_scale if p.scale is None else p.scale for p in self.strategy.passes]
         views: dict[float, np.ndarray] = {}  # the RGB image at each scale, kept until its last pass
         found: list[Detection] = []
+        hints: list[Point] = []  # centres of small weak faces, in source pixels, for the guided passes
         for n, (scan_pass, scale) in enumerate(zip(self.strategy.passes, scales, strict=True)):
+            if scan_pass.guided and not hints:
+                continue
             view = views.get(scale)
             if view is None:
                 view = views[scale] = _rgb_view(pixels, scale)
-            found += self._run(scan_pass, view, scale, (width, height))
+            found += self._run(scan_pass, view, scale, (width, height), hints)
             if scale not in scales[n + 1 :]:
                 del views[scale], view
-        return suppress_overlaps(found, self.strategy.merge_iou)
+        merged = suppress_overlaps(found, self.strategy.merge_iou)
+        look = self.strategy.second_look
+        return merged if look is None else [d for d in merged if self._confirmed(d, pixels, look)]
 
-    def _run(self, scan_pass: Pass, view: np.ndarray, scale: float, size: tuple[int, int]) -> list[Detection]:
+    def _run(
+        self, scan_pass: Pass, view: np.ndarray, scale: float, size: tuple[int, int], hints: list[Point]
+    ) -> list[Detection]:
         """Run the pass's model on `view` (the source resized by `scale`): once for a whole-image pass, on each
-        tile otherwise; boxes mapped back to the `size` source."""
+        tile otherwise (a guided pass: on each tile holding one of `hints`); boxes mapped back to the `size`
+        source. Appends this pass's own hints to `hints`."""
         detector = self._detectors[scan_pass.model]
         if scan_pass.scale is None:
             side = max(view.shape[:2])
@@ -80,16 +90,44 @@ class ScanDetector:
         else:
             side = MODEL_FILES[scan_pass.model].input_side
             cuts = windows(view.shape[1], view.shape[0], side, self.strategy.tile_overlap)
+            if scan_pass.guided:
+                cuts = holding(cuts, hints, scale)
         found = []
+        wanted = scan_pass.hints
         for window in cuts:
             for detection in detector.detect(view[window.y : window.y + side, window.x : window.x + side]):
-                too_big = scan_pass.max_face is not None and detection.box.h > scan_pass.max_face
-                if detection.score < scan_pass.min_score or too_big:
+                kept = detection.score >= scan_pass.min_score
+                kept &= scan_pass.max_face is None or detection.box.h <= scan_pass.max_face
+                hinted = wanted is not None and detection.score >= wanted.min_score
+                hinted &= wanted is not None and detection.box.h <= wanted.max_face
+                if not (kept or hinted):
                     continue
                 box = to_source(detection.box, window, scale, *size)
-                if box.w > 0 and box.h > 0:
+                if box.w <= 0 or box.h <= 0:
+                    continue
+                if hinted:
+                    hints.append(Point(box.x + box.w / 2, box.y + box.h / 2))
+                if kept:
                     found.append(Detection(box=box, score=detection.score))
         return found
+
+    def _confirmed(self, detection: Detection, pixels: Pixels, look: SecondLook) -> bool:
+        """Whether `detection` stands: confident or tall enough, or found again by the second look."""
+        box = detection.box
+        if detection.score >= look.below_score or box.h >= look.max_height:
+            return True
+        side = MODEL_FILES[look.model].input_side
+        span = max(8, round(look.zoom * max(box.w, box.h)))
+        crop = _rgb_view(_crop(pixels, box, span), side / span)
+        tolerance = look.centre_tolerance * max(box.w, box.h) * side / span
+        for again in self._detectors[look.model].detect(crop):
+            if again.score < look.min_score:
+                continue
+            dx = again.box.x + again.box.w / 2 - crop.shape[1] / 2
+            dy = again.box.y + again.box.h / 2 - crop.shape[0] / 2
+            if abs(dx) < tolerance and abs(dy) < tolerance:
+                return True
+        return False
 
     def close(self) -> None:
         for detector in self._detectors.values():
@@ -116,3 +154,15 @@ def _rgb_view(pixels: Pixels, scale: float) -> np.ndarray:
     if resized.dtype == np.uint8 and resized.ndim == 3 and resized.shape[2] == 3:
         return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=resized)
     return to_rgb8(resized)
+
+
+def _crop(pixels: Pixels, box: Box, span: int) -> np.ndarray:
+    """The `span` x `span` square of `pixels` centred on `box`, black where it leaves the image."""
+    height, width = pixels.shape[:2]
+    x0 = round(box.x + box.w / 2 - span / 2)
+    y0 = round(box.y + box.h / 2 - span / 2)
+    square = np.zeros((span, span, *pixels.shape[2:]), pixels.dtype)
+    left, top = max(0, x0), max(0, y0)
+    right, bottom = min(width, x0 + span), min(height, y0 + span)
+    square[top - y0 : bottom - y0, left - x0 : right - x0] = pixels[top:bottom, left:right]
+    return square

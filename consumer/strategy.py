@@ -4,8 +4,18 @@ A strategy is a list of passes. A tiled pass resizes the image by `scale` and cu
 it into overlapping square tiles of the network's own input size, so a face `h`
 pixels tall reaches the network `h * scale` pixels tall wherever it is in the
 image, instead of being shrunk with the whole image into 128 or 192 pixels. A
-whole-image pass runs once (MediaPipe fits the image into the input). Detections
-of all passes are merged by non-maximum suppression (`consumer/merge.py`).
+whole-image pass runs once (MediaPipe fits the image into the input).
+
+Small faces need the image at full size, where it is about a hundred short-range
+tiles, but only a few of them hold a face. So a pass can leave hints: its weak
+detections of small faces (below the score it keeps, down to `Hints.min_score`).
+A guided pass runs only on the tiles that hold a hint's centre: a crowd seen at
+3/8 size shows where to look at full size.
+
+Detections of all passes are merged by non-maximum suppression
+(`consumer/merge.py`); then each low-score small one gets a `SecondLook`: the
+short-range model on a crop around it, where a true face is found again and most
+false ones (textures, patterns) are not.
 
 The presets were chosen with `ops/eval_recall.py` on the wider-val photos of
 `../shared/data/faces/` (the figures are in the README): tuned on the even-numbered
@@ -27,63 +37,126 @@ class Preset(StrEnum):
 
 
 @dataclass(frozen=True)
+class Hints:
+    """A pass's detections scoring at least `min_score` and at most `max_face` network-input pixels tall
+    point the guided passes after it at the tiles to run."""
+
+    min_score: float
+    max_face: int
+
+
+@dataclass(frozen=True)
 class Pass:
     """One model over the image: whole (`scale` None) or resized by `scale` and tiled.
 
     `max_face`: detections taller than this many network-input pixels are dropped,
     because at this scale they are mostly textures; a coarser pass answers for
     faces that large. None keeps every size.
+    `hints`: this pass's weak detections of small faces, for the guided passes.
+    `guided`: run only on the tiles holding the centre of an earlier pass's hint.
     """
 
     model: ModelKind
     min_score: float
     scale: float | None = None
     max_face: int | None = None
+    hints: Hints | None = None
+    guided: bool = False
+
+    @property
+    def lowest_score(self) -> float:
+        """The lowest score this pass needs from its model."""
+        return min(self.min_score, self.hints.min_score) if self.hints else self.min_score
 
     def describe(self) -> str:
         where = "whole" if self.scale is None else f"x{self.scale:g} tiles"
+        if self.guided:
+            where += " at hints"
         limit = "" if self.max_face is None else f" faces<{self.max_face}px"
-        return f"{self.model.value} {where} score>={self.min_score:g}{limit}"
+        hints = "" if self.hints is None else f" hints>={self.hints.min_score:g} faces<={self.hints.max_face}px"
+        return f"{self.model.value} {where} score>={self.min_score:g}{limit}{hints}"
+
+
+@dataclass(frozen=True)
+class SecondLook:
+    """A check of each merged detection scoring under `below_score` and under `max_height` source pixels tall.
+
+    The short-range model runs on a square crop of the image centred on the
+    detection, `zoom` times its longer side (padded black beyond the border),
+    resized to the network's input. The detection is kept when a face scoring at
+    least `min_score` is found there with its centre within `centre_tolerance`
+    of the detection's side from the crop's centre. Taller detections are never
+    dropped: a large face is the most recognisable one.
+    """
+
+    below_score: float = 0.75
+    max_height: int = 64
+    zoom: float = 4.5
+    min_score: float = 0.3
+    centre_tolerance: float = 0.3
+    model: ModelKind = ModelKind.SHORT_RANGE
+
+    def describe(self) -> str:
+        return (
+            f"second look at score<{self.below_score:g} under {self.max_height}px:"
+            f" {self.model.value} on x{self.zoom:g} crop score>={self.min_score:g}"
+        )
 
 
 @dataclass(frozen=True)
 class Strategy:
     preset: Preset
     passes: tuple[Pass, ...]
+    second_look: SecondLook | None = None
     tile_overlap: float = 0.25  # share of a tile's side shared with its neighbour
     merge_iou: float = 0.3  # detections overlapping more than this are one face
 
     @property
     def models(self) -> list[ModelKind]:
-        return sorted({p.model for p in self.passes})
+        used = {p.model for p in self.passes}
+        if self.second_look is not None:
+            used.add(self.second_look.model)
+        return sorted(used)
 
     def min_score(self, model: ModelKind) -> float:
-        return min(p.min_score for p in self.passes if p.model is model)
+        """The lowest score any pass or the second look needs from `model`."""
+        scores = [p.lowest_score for p in self.passes if p.model is model]
+        if self.second_look is not None and self.second_look.model is model:
+            scores.append(self.second_look.min_score)
+        return min(scores)
 
-    def describe(self) -> str:
-        return "; ".join(p.describe() for p in self.passes)
+    def describe(self) -> list[str]:
+        """The passes, then the second look, one line each (as metadata events record them)."""
+        lines = [p.describe() for p in self.passes]
+        return lines + ([self.second_look.describe()] if self.second_look else [])
 
 
 PRESETS: dict[Preset, Strategy] = {
     # MediaPipe run the obvious way: one full-range pass over the whole image.
     Preset.FAST: Strategy(Preset.FAST, (Pass(ModelKind.FULL_RANGE, 0.5),)),
-    # About a third of deface's CPU per image: faces from about 32 px tall.
+    # About a third of deface's CPU per image: short range at 1/4 and 3/8 size, then at full size
+    # where the 3/8 pass saw small faces, each weak small detection checked by a second look.
     Preset.BALANCED: Strategy(
         Preset.BALANCED,
         (
             Pass(ModelKind.FULL_RANGE, 0.5),
-            Pass(ModelKind.FULL_RANGE, 0.3, scale=0.375),
             Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.25),
+            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.375, hints=Hints(0.2, 24)),
+            Pass(ModelKind.SHORT_RANGE, 0.35, scale=1.0, guided=True),
         ),
+        SecondLook(),
     ),
-    # Adds the short-range model on tiles at 3/4 size for faces from about 16 px; 3 times balanced's cost.
+    # About twice balanced's cost: full range on tiles at 3/8 size, short range at 1/2 size, and
+    # full size wherever the 1/2 pass saw small faces.
     Preset.THOROUGH: Strategy(
         Preset.THOROUGH,
         (
             Pass(ModelKind.FULL_RANGE, 0.5),
             Pass(ModelKind.FULL_RANGE, 0.3, scale=0.375),
             Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.25),
-            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.75, max_face=32),
+            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.5, hints=Hints(0.15, 32)),
+            Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True),
         ),
+        SecondLook(),
     ),
 }

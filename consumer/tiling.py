@@ -9,6 +9,14 @@ from consumer.image_types import Box
 
 
 @dataclass(frozen=True)
+class Point:
+    """A point in source image pixels."""
+
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
 class Window:
     """A square tile of a resized image: its top-left corner and side, in resized pixels."""
 
@@ -34,6 +42,12 @@ def tile_starts(length: int, side: int, overlap: float) -> list[int]:
 def windows(width: int, height: int, side: int, overlap: float) -> list[Window]:
     """Windows covering a `width` x `height` image, row by row."""
     return [Window(x, y, side) for y in tile_starts(height, side, overlap) for x in tile_starts(width, side, overlap)]
+
+
+def holding(cuts: list[Window], points: list[Point], scale: float) -> list[Window]:
+    """The windows of the image resized by `scale` that hold at least one of `points` (source pixels)."""
+    scaled = [(p.x * scale, p.y * scale) for p in points]
+    return [w for w in cuts if any(w.x <= x < w.x + w.side and w.y <= y < w.y + w.side for x, y in scaled)]
 
 
 def to_source(box: Box, window: Window, scale: float, width: int, height: int) -> Box:

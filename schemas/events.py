@@ -149,7 +149,9 @@ class ModelInfo(Contract):
     version: str = Field(description="Runtime that ran it and the model file's sha256 prefix.")
     min_confidence: float = Field(description="The lowest score any pass accepted.")
     preset: str = Field(description="Detection preset that ran: fast, balanced or thorough.")
-    passes: list[str] = Field(description="The preset's passes: model, whole image or tile scale, score threshold.")
+    passes: list[str] = Field(
+        description="The preset's passes (model, whole image or tile scale, score threshold), then its second look."
+    )
 
 
 class StageTimings(Contract):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
 from consumer.image_types import Box
-from consumer.model_files import DEFAULT_MODELS_DIR
+from consumer.model_files import DEFAULT_MODELS_DIR, ModelKind
 from consumer.scan import WHOLE_PASS_MAX_SIDE, ScanDetector
-from consumer.strategy import PRESETS, Preset
+from consumer.strategy import PRESETS, Hints, Pass, Preset, SecondLook, Strategy
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, read_image
 
@@ -44,15 +46,19 @@ def picture() -> tuple[np.ndarray, list[Box]]:
     return small_faces_picture()
 
 
-@pytest.mark.parametrize("preset", [Preset.BALANCED, Preset.THOROUGH])
-def test_tiled_presets_find_every_small_face_once(preset: Preset, picture: tuple[np.ndarray, list[Box]]) -> None:
+# Detections on the coffee background: thorough leans to recall, and keeps 7 textures 68 to 140 px tall
+# (measured), larger than the second look checks.
+@pytest.mark.parametrize(("preset", "most_strays"), [(Preset.BALANCED, 1), (Preset.THOROUGH, 8)])
+def test_tiled_presets_find_every_small_face_once(
+    preset: Preset, most_strays: int, picture: tuple[np.ndarray, list[Box]]
+) -> None:
     pixels, faces = picture
     with ScanDetector(PRESETS[preset], DEFAULT_MODELS_DIR) as detector:
         found = detector.detect(pixels)
     for face in faces:
         matches = [d for d in found if d.box.iou(face) > 0.4]
         assert len(matches) == 1, (face, found)
-    assert len(found) <= len(faces) + 1, found
+    assert len(found) <= len(faces) + most_strays, found
 
 
 def test_the_whole_image_pass_alone_misses_them(picture: tuple[np.ndarray, list[Box]]) -> None:
@@ -67,8 +73,9 @@ def test_the_model_info_names_the_preset_its_passes_and_both_models() -> None:
         info = detector.info
     assert info.preset == "balanced"
     assert info.name == "blazeface-full-range-sparse+blazeface-short-range"
-    assert info.passes == [p.describe() for p in PRESETS[Preset.BALANCED].passes]
-    assert info.min_confidence == 0.3
+    assert info.passes == PRESETS[Preset.BALANCED].describe()
+    assert info.passes[-1].startswith("second look")
+    assert info.min_confidence == 0.35
 
 
 @pytest.mark.parametrize("layout", ["bgr", "gray", "bgra", "bgr16"])
@@ -93,3 +100,37 @@ def test_a_photo_larger_than_the_whole_pass_sees_gets_boxes_in_its_own_pixels() 
         [face] = detector.detect(big)
     x, y, w, h = ASTRONAUT_FACE
     assert face.box.iou(Box(x * factor, y * factor, w * factor, h * factor)) > 0.6
+
+
+def test_the_second_look_keeps_the_small_faces_and_drops_what_only_a_low_threshold_found(
+    picture: tuple[np.ndarray, list[Box]],
+) -> None:
+    pixels, faces = picture
+    eager = Strategy(Preset.THOROUGH, (Pass(ModelKind.SHORT_RANGE, 0.2, scale=1.0),))
+    looked = dataclasses.replace(eager, second_look=SecondLook(below_score=1.0))
+    with ScanDetector(eager, DEFAULT_MODELS_DIR) as detector:
+        before = detector.detect(pixels)
+    with ScanDetector(looked, DEFAULT_MODELS_DIR) as detector:
+        after = detector.detect(pixels)
+    strays_before = [d for d in before if all(d.box.iou(face) < 0.2 for face in faces)]
+    strays_after = [d for d in after if all(d.box.iou(face) < 0.2 for face in faces)]
+    for face in faces:
+        assert any(d.box.iou(face) > 0.4 for d in after), (face, after)
+    assert len(strays_after) < len(strays_before), (strays_before, strays_after)
+
+
+def test_a_guided_pass_runs_only_where_an_earlier_pass_left_hints(picture: tuple[np.ndarray, list[Box]]) -> None:
+    """Without hints (only the whole-image pass before it) the guided pass adds nothing to what the
+    whole-image pass finds; with the hints of a pass at 3/8 size it finds every small face."""
+    pixels, faces = picture
+    guided = Pass(ModelKind.SHORT_RANGE, 0.35, scale=1.0, guided=True)
+    blind = Strategy(Preset.BALANCED, (Pass(ModelKind.FULL_RANGE, 0.5), guided))
+    hinted = Strategy(Preset.BALANCED, (Pass(ModelKind.SHORT_RANGE, 0.9, scale=0.375, hints=Hints(0.2, 24)), guided))
+    with ScanDetector(PRESETS[Preset.FAST], DEFAULT_MODELS_DIR) as detector:
+        whole = detector.detect(pixels)
+    with ScanDetector(blind, DEFAULT_MODELS_DIR) as detector:
+        assert detector.detect(pixels) == whole
+    with ScanDetector(hinted, DEFAULT_MODELS_DIR) as detector:
+        found = detector.detect(pixels)
+    for face in faces:
+        assert any(d.box.iou(face) > 0.4 for d in found), (face, found)

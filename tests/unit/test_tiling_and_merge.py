@@ -9,7 +9,7 @@ import pytest
 
 from consumer.image_types import Box, Detection
 from consumer.merge import suppress_overlaps
-from consumer.tiling import Window, tile_starts, to_source, windows
+from consumer.tiling import Point, Window, holding, tile_starts, to_source, windows
 
 
 @pytest.mark.parametrize("length", [1, 127, 128, 129, 200, 500, 1024, 1537])
@@ -30,6 +30,16 @@ def test_windows_cover_the_image_inside_its_border_and_overlap_as_asked(length: 
 def test_windows_cover_both_axes() -> None:
     tiles = windows(300, 130, 128, 0.25)
     assert {(w.x, w.y) for w in tiles} == {(x, y) for y in (0, 2) for x in (0, 96, 172)}
+
+
+def test_a_guided_pass_keeps_the_windows_holding_a_hint_at_its_scale() -> None:
+    tiles = windows(300, 130, 128, 0.25)  # x 0, 96, 172; y 0, 2
+    # At scale 0.5, source (200, 100) is (100, 50): in the windows at x 0 and 96, both rows.
+    # Source (343, 4) is (171.5, 2): in x 96 only (172 starts just after it), both rows (2 starts the second).
+    assert holding(tiles, [Point(200, 100)], 0.5) == [w for w in tiles if w.x in (0, 96)]
+    assert holding(tiles, [Point(343, 4)], 0.5) == [w for w in tiles if w.x == 96]
+    assert holding(tiles, [Point(600, 0)], 0.5) == []  # (300, 0): right of the last window's end
+    assert holding(tiles, [], 0.5) == []
 
 
 def test_a_box_maps_back_to_source_pixels_rounded_outwards_and_clipped() -> None:
