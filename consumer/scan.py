@@ -6,12 +6,13 @@ one per model the strategy uses) and is never shared between threads.
 It takes the decoded pixels as they are (gray, BGR or BGRA, 8 or 16 bit) and
 makes an 8-bit RGB copy of the image only at each scale a pass needs, after
 resizing: a 24-megapixel photo is never copied at full size for detection. A
-guided pass at full size still makes that copy; a guided pass could crop its
-tiles instead, which no preset needs yet (they run on 1024-px photos).
+guided pass cuts its few tiles from the decoded pixels instead of resizing the
+whole image.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import TracebackType
 
@@ -60,42 +61,49 @@ class ScanDetector:
         best score first."""
         height, width = pixels.shape[:2]
         whole_scale = min(1.0, WHOLE_PASS_MAX_SIDE / max(width, height))
-        scales = [whole_scale if p.scale is None else p.scale for p in self.strategy.passes]
-        views: dict[float, np.ndarray] = {}  # the RGB image at each scale, kept until its last pass
+        passes = self.strategy.passes
+        scales = [whole_scale if p.scale is None else p.scale for p in passes]
+        viewed = [s for p, s in zip(passes, scales, strict=True) if not p.guided]  # scales still to be viewed
+        views: dict[float, np.ndarray] = {}  # the RGB image at each of those scales, kept until its last pass
         found: list[Detection] = []
         hints: list[Point] = []  # centres of small weak faces, in source pixels, for the guided passes
-        for n, (scan_pass, scale) in enumerate(zip(self.strategy.passes, scales, strict=True)):
-            if scan_pass.guided and not hints:
-                continue
-            view = views.get(scale)
-            if view is None:
-                view = views[scale] = _rgb_view(pixels, scale)
-            found += self._run(scan_pass, view, scale, (width, height), hints)
-            if scale not in scales[n + 1 :]:
-                del views[scale], view
+        for scan_pass, scale in zip(passes, scales, strict=True):
+            side = MODEL_FILES[scan_pass.model].input_side
+            if scan_pass.guided:
+                tiles = _guided_tiles(pixels, scale, side, self.strategy.tile_overlap, hints)
+            else:
+                view = views.get(scale)
+                if view is None:
+                    view = views[scale] = _rgb_view(pixels, scale)
+                viewed.remove(scale)
+                if scale not in viewed:
+                    del views[scale]
+                if scan_pass.scale is None:
+                    tiles = [(Window(0, 0, max(view.shape[:2])), view)]
+                else:
+                    cuts = windows(view.shape[1], view.shape[0], side, self.strategy.tile_overlap)
+                    tiles = [(w, view[w.y : w.y + side, w.x : w.x + side]) for w in cuts]
+                del view
+            found += self._run(scan_pass, tiles, scale, (width, height), hints)
         merged = suppress_overlaps(found, self.strategy.merge_iou)
         look = self.strategy.second_look
         return merged if look is None else [d for d in merged if self._confirmed(d, pixels, look)]
 
     def _run(
-        self, scan_pass: Pass, view: np.ndarray, scale: float, size: tuple[int, int], hints: list[Point]
+        self,
+        scan_pass: Pass,
+        tiles: list[tuple[Window, np.ndarray]],
+        scale: float,
+        size: tuple[int, int],
+        hints: list[Point],
     ) -> list[Detection]:
-        """Run the pass's model on `view` (the source resized by `scale`): once for a whole-image pass, on each
-        tile otherwise (a guided pass: on each tile holding one of `hints`); boxes mapped back to the `size`
-        source. Appends this pass's own hints to `hints`."""
+        """Run the pass's model on each tile (a window of the source resized by `scale`, and its RGB pixels);
+        boxes mapped back to the `size` source. Appends this pass's own hints to `hints`."""
         detector = self._detectors[scan_pass.model]
-        if scan_pass.scale is None:
-            side = max(view.shape[:2])
-            cuts = [Window(0, 0, side)]
-        else:
-            side = MODEL_FILES[scan_pass.model].input_side
-            cuts = windows(view.shape[1], view.shape[0], side, self.strategy.tile_overlap)
-            if scan_pass.guided:
-                cuts = holding(cuts, hints, scale)
         found = []
         wanted = scan_pass.hints
-        for window in cuts:
-            for detection in detector.detect(view[window.y : window.y + side, window.x : window.x + side]):
+        for window, rgb in tiles:
+            for detection in detector.detect(rgb):
                 kept = detection.score >= scan_pass.min_score
                 kept &= scan_pass.max_face is None or detection.box.h <= scan_pass.max_face
                 hinted = wanted is not None and detection.score >= wanted.min_score
@@ -143,12 +151,30 @@ class ScanDetector:
         self.close()
 
 
+def _guided_tiles(
+    pixels: Pixels, scale: float, side: int, overlap: float, hints: list[Point]
+) -> list[tuple[Window, np.ndarray]]:
+    """The windows of the image resized by `scale` that hold a hint, each cut from `pixels` and resized:
+    the whole image is never resized for them."""
+    height, width = pixels.shape[:2]
+    tiles = []
+    for window in holding(windows(*_scaled_size(width, height, scale), side, overlap), hints, scale):
+        x0, y0 = math.floor(window.x / scale), math.floor(window.y / scale)
+        x1 = min(width, math.ceil((window.x + side) / scale))
+        y1 = min(height, math.ceil((window.y + side) / scale))
+        tiles.append((window, _rgb_view(pixels[y0:y1, x0:x1], scale)))
+    return tiles
+
+
+def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def _rgb_view(pixels: Pixels, scale: float) -> np.ndarray:
     """An 8-bit RGB copy of `pixels` resized by `scale`, converted in place when resizing made a copy anyway."""
     if scale == 1.0:
         return to_rgb8(pixels)
-    height, width = pixels.shape[:2]
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = _scaled_size(pixels.shape[1], pixels.shape[0], scale)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(pixels, size, interpolation=interpolation)
     if resized.dtype == np.uint8 and resized.ndim == 3 and resized.shape[2] == 3:

@@ -141,7 +141,7 @@ PRESETS: dict[Preset, Strategy] = {
         (
             Pass(ModelKind.FULL_RANGE, 0.5),
             Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.25),
-            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.375, hints=Hints(0.2, 24)),
+            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.375, max_face=64, hints=Hints(0.2, 24)),
             Pass(ModelKind.SHORT_RANGE, 0.35, scale=1.0, guided=True),
         ),
         SecondLook(),
@@ -154,7 +154,7 @@ PRESETS: dict[Preset, Strategy] = {
             Pass(ModelKind.FULL_RANGE, 0.5),
             Pass(ModelKind.FULL_RANGE, 0.3, scale=0.375),
             Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.25),
-            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.5, hints=Hints(0.15, 32)),
+            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.5, max_face=64, hints=Hints(0.15, 32)),
             Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True),
         ),
         SecondLook(),
