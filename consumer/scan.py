@@ -101,13 +101,10 @@ class ScanDetector:
         boxes mapped back to the `size` source. Appends this pass's own hints to `hints`."""
         detector = self._detectors[scan_pass.model]
         found = []
-        wanted = scan_pass.hints
         for window, rgb in tiles:
             for detection in detector.detect(rgb):
-                kept = detection.score >= scan_pass.min_score
-                kept &= scan_pass.max_face is None or detection.box.h <= scan_pass.max_face
-                hinted = wanted is not None and detection.score >= wanted.min_score
-                hinted &= wanted is not None and detection.box.h <= wanted.max_face
+                kept = scan_pass.keep(detection.score, detection.box.h)
+                hinted = scan_pass.hint(detection.score, detection.box.h)
                 if not (kept or hinted):
                     continue
                 box = to_source(detection.box, window, scale, *size)
@@ -122,7 +119,7 @@ class ScanDetector:
     def _confirmed(self, detection: Detection, pixels: Pixels, look: SecondLook) -> bool:
         """Whether `detection` stands: confident or tall enough, or found again by the second look."""
         box = detection.box
-        if detection.score >= look.below_score or box.h >= look.max_height:
+        if not look.needed(detection.score, box.h):
             return True
         side = MODEL_FILES[look.model].input_side
         span = max(8, round(look.zoom * max(box.w, box.h)))

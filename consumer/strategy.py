@@ -44,6 +44,10 @@ class Hints:
     min_score: float
     max_face: int
 
+    def take(self, score: float, height: int) -> bool:
+        """Whether a detection (score, height in network-input pixels) is a hint."""
+        return score >= self.min_score and height <= self.max_face
+
 
 @dataclass(frozen=True)
 class Pass:
@@ -62,6 +66,14 @@ class Pass:
     max_face: int | None = None
     hints: Hints | None = None
     guided: bool = False
+
+    def keep(self, score: float, height: int) -> bool:
+        """Whether a detection (score, height in network-input pixels) is kept as a face."""
+        return score >= self.min_score and (self.max_face is None or height <= self.max_face)
+
+    def hint(self, score: float, height: int) -> bool:
+        """Whether a detection (score, height in network-input pixels) is a hint for the guided passes."""
+        return self.hints is not None and self.hints.take(score, height)
 
     @property
     def lowest_score(self) -> float:
@@ -95,6 +107,10 @@ class SecondLook:
     min_score: float = 0.3
     centre_tolerance: float = 0.3
     model: ModelKind = ModelKind.SHORT_RANGE
+
+    def needed(self, score: float, height: int) -> bool:
+        """Whether a merged detection (score, height in source pixels) has to be found again to stay."""
+        return score < self.below_score and height < self.max_height
 
     def describe(self) -> str:
         return (

@@ -1,0 +1,50 @@
+"""Strategy rules: which detections a pass keeps or passes on as hints, which need a second look."""
+
+from __future__ import annotations
+
+from consumer.model_files import ModelKind
+from consumer.strategy import PRESETS, Hints, Pass, Preset, SecondLook, Strategy
+
+
+def test_a_pass_keeps_by_score_and_size_and_hints_at_weaker_small_faces() -> None:
+    tiled = Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.375, max_face=64, hints=Hints(0.2, 24))
+    assert tiled.keep(0.5, 64)
+    assert not tiled.keep(0.49, 30)
+    assert not tiled.keep(0.9, 65)
+    assert tiled.hint(0.2, 24)  # below the kept score: a hint only
+    assert tiled.hint(0.9, 10)  # kept and a hint
+    assert not tiled.hint(0.19, 10)
+    assert not tiled.hint(0.9, 25)
+    assert not Pass(ModelKind.FULL_RANGE, 0.5).hint(0.9, 10)
+    assert tiled.lowest_score == 0.2
+
+
+def test_only_weak_small_detections_need_a_second_look() -> None:
+    look = SecondLook(below_score=0.75, max_height=64)
+    assert look.needed(0.74, 63)
+    assert not look.needed(0.75, 20)
+    assert not look.needed(0.4, 64)
+
+
+def test_the_models_load_at_the_lowest_score_any_pass_hint_or_look_needs() -> None:
+    strategy = Strategy(
+        Preset.BALANCED,
+        (
+            Pass(ModelKind.FULL_RANGE, 0.5),
+            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.375, hints=Hints(0.25, 24)),
+            Pass(ModelKind.SHORT_RANGE, 0.35, scale=1.0, guided=True),
+        ),
+        SecondLook(min_score=0.3),
+    )
+    assert strategy.min_score(ModelKind.FULL_RANGE) == 0.5
+    assert strategy.min_score(ModelKind.SHORT_RANGE) == 0.25
+    assert strategy.models == [ModelKind.FULL_RANGE, ModelKind.SHORT_RANGE]
+    assert strategy.describe()[-1].startswith("second look")
+    assert len(strategy.describe()) == 4
+
+
+def test_every_guided_pass_of_a_preset_follows_a_pass_that_leaves_hints() -> None:
+    for strategy in PRESETS.values():
+        for n, scan_pass in enumerate(strategy.passes):
+            if scan_pass.guided:
+                assert any(earlier.hints for earlier in strategy.passes[:n]), strategy.preset
