@@ -46,6 +46,14 @@ class DecodedImage:
 
 
 @dataclass(frozen=True)
+class Point:
+    """A point in image pixels."""
+
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
 class Box:
     """An axis-aligned rectangle in pixels: top-left corner, width and height."""
 
@@ -56,6 +64,10 @@ class Box:
 
     def as_tuple(self) -> tuple[int, int, int, int]:
         return (self.x, self.y, self.w, self.h)
+
+    @property
+    def centre(self) -> Point:
+        return Point(self.x + self.w / 2, self.y + self.h / 2)
 
     def clipped(self, width: int, height: int) -> Box:
         """This box cut to an image of `width` x `height` (may become empty)."""

@@ -21,12 +21,12 @@ import numpy as np
 
 from consumer.decode import to_rgb8
 from consumer.detect import FaceDetector
-from consumer.image_types import Box, Detection, Pixels
+from consumer.image_types import Box, Detection, Pixels, Point
 from consumer.mediapipe_runtime import mp
 from consumer.merge import suppress_overlaps
 from consumer.model_files import MODEL_FILES
 from consumer.strategy import Pass, SecondLook, Strategy
-from consumer.tiling import Point, Window, holding, to_source, windows
+from consumer.tiling import Window, holding, to_source, windows
 from schemas import ModelInfo
 
 # A whole-image pass sees the image fitted into the network's 128 or 192 pixels, so detail beyond
@@ -84,7 +84,9 @@ class ScanDetector:
                     cuts = windows(view.shape[1], view.shape[0], side, self.strategy.tile_overlap)
                     tiles = [(w, view[w.y : w.y + side, w.x : w.x + side]) for w in cuts]
                 del view
-            found += self._run(scan_pass, tiles, scale, (width, height), hints)
+            faces, new_hints = self._run(scan_pass, tiles, scale, (width, height))
+            found += faces
+            hints += new_hints
         merged = suppress_overlaps(found, self.strategy.merge_iou)
         look = self.strategy.second_look
         return merged if look is None else [d for d in merged if self._confirmed(d, pixels, look)]
@@ -95,12 +97,12 @@ class ScanDetector:
         tiles: list[tuple[Window, np.ndarray]],
         scale: float,
         size: tuple[int, int],
-        hints: list[Point],
-    ) -> list[Detection]:
-        """Run the pass's model on each tile (a window of the source resized by `scale`, and its RGB pixels);
-        boxes mapped back to the `size` source. Appends this pass's own hints to `hints`."""
+    ) -> tuple[list[Detection], list[Point]]:
+        """Run the pass's model on each tile (a window of the source resized by `scale`, and its RGB pixels):
+        the faces it keeps and the centres of its hints, mapped back to the `size` source."""
         detector = self._detectors[scan_pass.model]
         found = []
+        hints = []
         for window, rgb in tiles:
             for detection in detector.detect(rgb):
                 kept = scan_pass.keep(detection.score, detection.box.h)
@@ -111,10 +113,10 @@ class ScanDetector:
                 if box.w <= 0 or box.h <= 0:
                     continue
                 if hinted:
-                    hints.append(Point(box.x + box.w / 2, box.y + box.h / 2))
+                    hints.append(box.centre)
                 if kept:
                     found.append(Detection(box=box, score=detection.score))
-        return found
+        return found, hints
 
     def _confirmed(self, detection: Detection, pixels: Pixels, look: SecondLook) -> bool:
         """Whether `detection` stands: confident or tall enough, or found again by the second look."""
@@ -128,9 +130,8 @@ class ScanDetector:
         for again in self._detectors[look.model].detect(crop):
             if again.score < look.min_score:
                 continue
-            dx = again.box.x + again.box.w / 2 - crop.shape[1] / 2
-            dy = again.box.y + again.box.h / 2 - crop.shape[0] / 2
-            if abs(dx) < tolerance and abs(dy) < tolerance:
+            centre = again.box.centre
+            if abs(centre.x - crop.shape[1] / 2) < tolerance and abs(centre.y - crop.shape[0] / 2) < tolerance:
                 return True
         return False
 
@@ -182,8 +183,8 @@ def _rgb_view(pixels: Pixels, scale: float) -> np.ndarray:
 def _crop(pixels: Pixels, box: Box, span: int) -> np.ndarray:
     """The `span` x `span` square of `pixels` centred on `box`, black where it leaves the image."""
     height, width = pixels.shape[:2]
-    x0 = round(box.x + box.w / 2 - span / 2)
-    y0 = round(box.y + box.h / 2 - span / 2)
+    x0 = round(box.centre.x - span / 2)
+    y0 = round(box.centre.y - span / 2)
     square = np.zeros((span, span, *pixels.shape[2:]), pixels.dtype)
     left, top = max(0, x0), max(0, y0)
     right, bottom = min(width, x0 + span), min(height, y0 + span)

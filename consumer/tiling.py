@@ -5,15 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from consumer.image_types import Box
-
-
-@dataclass(frozen=True)
-class Point:
-    """A point in source image pixels."""
-
-    x: float
-    y: float
+from consumer.image_types import Box, Point
 
 
 @dataclass(frozen=True)
