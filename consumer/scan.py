@@ -66,7 +66,7 @@ class ScanDetector:
         viewed = [s for p, s in zip(passes, scales, strict=True) if not p.guided]  # scales still to be viewed
         views: dict[float, np.ndarray] = {}  # the RGB image at each of those scales, kept until its last pass
         found: list[Detection] = []
-        hints: list[Point] = []  # centres of small weak faces, in source pixels, for the guided passes
+        hints: list[Point] = []  # centres of the last pass's small weak faces, in source pixels, for a guided pass
         for scan_pass, scale in zip(passes, scales, strict=True):
             side = MODEL_FILES[scan_pass.model].input_side
             if scan_pass.guided:
@@ -86,7 +86,7 @@ class ScanDetector:
                 del view
             faces, new_hints = self._run(scan_pass, tiles, scale, (width, height))
             found += faces
-            hints += new_hints
+            hints = new_hints
         merged = suppress_overlaps(found, self.strategy.merge_iou)
         look = self.strategy.second_look
         return merged if look is None else [d for d in merged if self._confirmed(d, pixels, look)]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from consumer.model_files import ModelKind
-from consumer.strategy import PRESETS, Hints, Pass, Preset, SecondLook, Strategy
+from consumer.strategy import Hints, Pass, Preset, SecondLook, Strategy
 
 
 def test_a_pass_keeps_by_score_and_size_and_hints_at_weaker_small_faces() -> None:
@@ -43,8 +45,11 @@ def test_the_models_load_at_the_lowest_score_any_pass_hint_or_look_needs() -> No
     assert len(strategy.describe()) == 4
 
 
-def test_every_guided_pass_of_a_preset_follows_a_pass_that_leaves_hints() -> None:
-    for strategy in PRESETS.values():
-        for n, scan_pass in enumerate(strategy.passes):
-            if scan_pass.guided:
-                assert any(earlier.hints for earlier in strategy.passes[:n]), strategy.preset
+def test_a_guided_pass_must_follow_a_pass_that_leaves_hints() -> None:
+    hinting = Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.25, hints=Hints(0.15, 32))
+    guided = Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True)
+    Strategy(Preset.BALANCED, (hinting, guided))
+    with pytest.raises(ValueError, match="does not follow a pass that leaves hints"):
+        Strategy(Preset.BALANCED, (guided,))
+    with pytest.raises(ValueError, match="does not follow a pass that leaves hints"):
+        Strategy(Preset.BALANCED, (hinting, Pass(ModelKind.FULL_RANGE, 0.5), guided))
