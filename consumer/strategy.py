@@ -58,7 +58,7 @@ class Pass:
     `max_face`: detections taller than this many network-input pixels are dropped,
     because at this scale they are mostly textures; a coarser pass answers for
     faces that large. None keeps every size.
-    `hints`: this pass's weak detections of small faces, for the guided passes.
+    `hints`: this pass's weak detections of small faces, for the guided pass after it.
     `guided`: run only on the tiles holding the centre of a hint of the pass just before.
     """
 
