@@ -34,7 +34,7 @@ from tests.support import FACES, read_image
 SENSITIVE_SCORE = 0.3
 INSIDE = 0.9
 SMALLEST = 0.25  # of the region's height: a face left in a mask is about the size of the face masked
-PHOTOS = 60  # 358 masked regions; on fewer, a handful of detections decides
+PHOTOS = 60  # 631 masked regions with the default preset; on fewer, a handful of detections decides
 
 
 def photos_with_large_faces() -> list[AnnotatedImage]:
