@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from consumer.config import Settings
 from consumer.errors import FaceguardError, SetupError
-from consumer.heap import map_large_blocks
+from consumer.heap import configure_heap
 from consumer.logs import configure_logging, log_format_from_env
 from consumer.strategy import PRESETS, Preset
 
@@ -39,7 +39,7 @@ log = logging.getLogger("faceguard")
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(log_format_from_env(), args.verbose)
-    map_large_blocks()  # before any thread starts: decoded photos go back to the system when freed
+    configure_heap()  # before any thread starts: decoded photos go back to the system when freed
     try:
         settings = Settings()
         return int(args.run(settings, args))

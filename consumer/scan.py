@@ -24,7 +24,7 @@ from consumer.detect import FaceDetector
 from consumer.image_types import Box, Detection, Pixels, Point
 from consumer.mediapipe_runtime import mp
 from consumer.merge import suppress_overlaps
-from consumer.model_files import MODEL_FILES
+from consumer.model_files import MODEL_FILES, ModelKind
 from consumer.strategy import Pass, SecondLook, Strategy
 from consumer.tiling import Window, holding, to_source, windows
 from schemas import ModelInfo
@@ -40,10 +40,10 @@ class ScanDetector:
     def __init__(self, strategy: Strategy, models_dir: Path) -> None:
         """Load each model the strategy uses. Raises SetupError when a model file is missing or altered."""
         self.strategy = strategy
-        self._detectors: dict[str, FaceDetector] = {}
+        self._detectors: dict[tuple[ModelKind, float], FaceDetector] = {}
         try:
-            for model in strategy.models:
-                self._detectors[model] = FaceDetector(model, models_dir, strategy.min_score(model))
+            for model, threshold in strategy.detectors:
+                self._detectors[model, threshold] = FaceDetector(model, models_dir, threshold)
         except BaseException:
             self.close()
             raise
@@ -89,7 +89,7 @@ class ScanDetector:
             hints = new_hints
         merged = suppress_overlaps(found, self.strategy.merge_iou)
         look = self.strategy.second_look
-        return merged if look is None else [d for d in merged if self._confirmed(d, pixels, look)]
+        return merged if look is None else self._second_look(merged, pixels, look)
 
     def _run(
         self,
@@ -100,7 +100,7 @@ class ScanDetector:
     ) -> tuple[list[Detection], list[Point]]:
         """Run the pass's model on each tile (a window of the source resized by `scale`, and its RGB pixels):
         the faces it keeps and the centres of its hints, mapped back to the `size` source."""
-        detector = self._detectors[scan_pass.model]
+        detector = self._detectors[scan_pass.model, self.strategy.min_score(scan_pass.model)]
         found = []
         hints = []
         for window, rgb in tiles:
@@ -118,22 +118,33 @@ class ScanDetector:
                     found.append(Detection(box=box, score=detection.score))
         return found, hints
 
-    def _confirmed(self, detection: Detection, pixels: Pixels, look: SecondLook) -> bool:
-        """Whether `detection` stands: confident or tall enough, or found again by the second look."""
-        box = detection.box
-        if not look.needed(detection.score, box.h):
-            return True
+    def _second_look(self, merged: list[Detection], pixels: Pixels, look: SecondLook) -> list[Detection]:
+        """`merged` without the weak small detections the second look does not find again, in the same order."""
+        pending = [i for i, d in enumerate(merged) if look.needed(d.score, d.box.h)]  # best score first
+        dropped = set()
+        while pending:
+            box = merged[pending[0]].box
+            seen = self._look_at(box, pixels, look)
+            if not look.finds(box, seen):
+                dropped.add(pending[0])
+            pending = [
+                i for i in pending[1:] if not (look.shares(box, merged[i].box) and look.finds(merged[i].box, seen))
+            ]
+        return [d for i, d in enumerate(merged) if i not in dropped]
+
+    def _look_at(self, box: Box, pixels: Pixels, look: SecondLook) -> list[Point]:
+        """The centres, in source pixels, of the faces the second look finds in its crop around `box`."""
         side = MODEL_FILES[look.model].input_side
-        span = max(8, round(look.zoom * max(box.w, box.h)))
-        crop = _rgb_view(_crop(pixels, box, span), side / span)
-        tolerance = look.centre_tolerance * max(box.w, box.h) * side / span
-        for again in self._detectors[look.model].detect(crop):
-            if again.score < look.min_score:
-                continue
-            centre = again.box.centre
-            if abs(centre.x - crop.shape[1] / 2) < tolerance and abs(centre.y - crop.shape[0] / 2) < tolerance:
-                return True
-        return False
+        span = look.span(box)
+        x0, y0 = round(box.centre.x - span / 2), round(box.centre.y - span / 2)
+        crop = _rgb_view(_crop(pixels, x0, y0, span), side / span)
+        factor = crop.shape[1] / span  # crop pixels per source pixel
+        found = self._detectors[look.model, look.min_score].detect(crop)
+        return [
+            Point(x0 + d.box.centre.x / factor, y0 + d.box.centre.y / factor)
+            for d in found
+            if d.score >= look.min_score
+        ]
 
     def close(self) -> None:
         for detector in self._detectors.values():
@@ -180,11 +191,9 @@ def _rgb_view(pixels: Pixels, scale: float) -> np.ndarray:
     return to_rgb8(resized)
 
 
-def _crop(pixels: Pixels, box: Box, span: int) -> np.ndarray:
-    """The `span` x `span` square of `pixels` centred on `box`, black where it leaves the image."""
+def _crop(pixels: Pixels, x0: int, y0: int, span: int) -> np.ndarray:
+    """The `span` x `span` square of `pixels` from (`x0`, `y0`), black where it leaves the image."""
     height, width = pixels.shape[:2]
-    x0 = round(box.centre.x - span / 2)
-    y0 = round(box.centre.y - span / 2)
     square = np.zeros((span, span, *pixels.shape[2:]), pixels.dtype)
     left, top = max(0, x0), max(0, y0)
     right, bottom = min(width, x0 + span), min(height, y0 + span)

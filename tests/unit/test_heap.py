@@ -1,7 +1,9 @@
-"""Large blocks get mappings of their own once `map_large_blocks` ran, even after a larger block was freed."""
+"""Once `configure_heap` ran, large blocks get mappings of their own, even after a larger block was freed, and
+threads share one arena."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -13,7 +15,7 @@ import pytest
 PROBE = """
 import ctypes, sys
 import numpy as np
-from consumer.heap import map_large_blocks
+from consumer.heap import configure_heap
 
 class Mallinfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
@@ -23,7 +25,7 @@ class Mallinfo2(ctypes.Structure):
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Mallinfo2
 if sys.argv[1] == "on":
-    assert map_large_blocks()
+    assert configure_heap()
 np.ones(20 << 20, np.uint8)  # allocated and freed at once
 before = libc.mallinfo2().hblkhd
 block = np.ones(10 << 20, np.uint8)
@@ -40,3 +42,45 @@ def mapped_bytes_for_a_10_mib_block(setting: str) -> int:
 def test_a_large_block_is_mapped_only_with_the_setting() -> None:
     assert mapped_bytes_for_a_10_mib_block("off") == 0
     assert mapped_bytes_for_a_10_mib_block("on") >= 10 << 20
+
+
+# Prints how many arenas glibc reports after four threads each allocated small blocks (served from arenas).
+ARENAS_PROBE = """
+import ctypes, os, sys, threading
+from consumer.heap import configure_heap
+
+if sys.argv[1] == "on":
+    assert configure_heap()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+barrier = threading.Barrier(4)
+
+def allocate():
+    blocks = [libc.malloc(4096) for _ in range(64)]
+    barrier.wait()  # every thread holds its blocks at once
+    for block in blocks:
+        libc.free(block)
+
+threads = [threading.Thread(target=allocate) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+sys.stderr.flush()
+libc.malloc_stats()  # one "Arena N:" paragraph per arena, on stderr
+"""
+
+
+def arenas_after_four_threads(setting: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    result = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE, setting], capture_output=True, text=True, check=True, env=env
+    )
+    return sum(line.startswith("Arena ") for line in result.stderr.splitlines())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_threads_share_one_arena_only_with_the_setting() -> None:
+    assert arenas_after_four_threads("off") > 1
+    assert arenas_after_four_threads("on") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from consumer.image_types import Box, Point
 from consumer.model_files import ModelKind
 from consumer.strategy import Hints, Pass, Preset, SecondLook, Strategy
 
@@ -28,21 +29,44 @@ def test_only_weak_small_detections_need_a_second_look() -> None:
     assert not look.needed(0.4, 64)
 
 
-def test_the_models_load_at_the_lowest_score_any_pass_hint_or_look_needs() -> None:
-    strategy = Strategy(
-        Preset.BALANCED,
-        (
-            Pass(ModelKind.FULL_RANGE, 0.5),
-            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.375, hints=Hints(0.25, 24)),
-            Pass(ModelKind.SHORT_RANGE, 0.35, scale=1.0, guided=True),
-        ),
-        SecondLook(min_score=0.3),
+def test_the_passes_load_each_model_at_the_lowest_score_they_need_and_the_look_at_its_own() -> None:
+    passes = (
+        Pass(ModelKind.FULL_RANGE, 0.5),
+        Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.375, hints=Hints(0.25, 24)),
+        Pass(ModelKind.SHORT_RANGE, 0.35, scale=1.0, guided=True),
     )
+    strategy = Strategy(Preset.BALANCED, passes, SecondLook(min_score=0.3))
     assert strategy.min_score(ModelKind.FULL_RANGE) == 0.5
     assert strategy.min_score(ModelKind.SHORT_RANGE) == 0.25
     assert strategy.models == [ModelKind.FULL_RANGE, ModelKind.SHORT_RANGE]
+    assert strategy.detectors == [
+        (ModelKind.FULL_RANGE, 0.5),
+        (ModelKind.SHORT_RANGE, 0.25),
+        (ModelKind.SHORT_RANGE, 0.3),
+    ]
     assert strategy.describe()[-1].startswith("second look")
     assert len(strategy.describe()) == 4
+    same = Strategy(Preset.BALANCED, passes, SecondLook(min_score=0.25))
+    assert same.detectors == [(ModelKind.FULL_RANGE, 0.5), (ModelKind.SHORT_RANGE, 0.25)]  # one detector serves both
+
+
+def test_a_look_finds_a_detection_when_a_face_is_centred_on_it() -> None:
+    look = SecondLook(centre_tolerance=0.3)
+    box = Box(100, 100, 20, 20)  # centre (110, 110); tolerance 6 px
+    assert look.finds(box, [Point(300, 300), Point(115.9, 104.1)])
+    assert not look.finds(box, [Point(116, 110)])
+    assert not look.finds(box, [])
+
+
+def test_a_look_shares_its_crop_with_near_neighbours_of_a_similar_size() -> None:
+    look = SecondLook(zoom=4.0, reach=0.25, similar=1.5)
+    looked = Box(100, 100, 20, 20)  # crop 80 px; neighbours' centres within 20 px of (110, 110)
+    assert look.span(looked) == 80
+    assert look.shares(looked, Box(120, 90, 20, 20))
+    assert not look.shares(looked, Box(121, 100, 20, 20))
+    assert look.shares(looked, Box(110, 110, 30, 30))  # centre (125, 125), 1.5 times as large
+    assert not look.shares(looked, Box(110, 110, 31, 31))
+    assert not look.shares(looked, Box(113, 113, 13, 13))  # under 1/1.5 the size
 
 
 def test_a_guided_pass_must_follow_a_pass_that_leaves_hints() -> None:
