@@ -29,9 +29,6 @@ from consumer.strategy import Pass, SecondLook, Strategy
 from consumer.tiling import Window, holding, to_source, windows
 from schemas import ModelInfo
 
-# A whole-image pass sees the image fitted into the network's 128 or 192 pixels, so detail beyond
-# this long side never reaches it; a larger image is shrunk to it first (with area averaging).
-WHOLE_PASS_MAX_SIDE = 2048
 
 
 class ScanDetector:
@@ -60,9 +57,8 @@ class ScanDetector:
         """Faces in decoded `pixels` (gray, BGR or BGRA; 8 or 16 bit), boxes in its pixels and clipped to it,
         best score first."""
         height, width = pixels.shape[:2]
-        whole_scale = min(1.0, WHOLE_PASS_MAX_SIDE / max(width, height))
         passes = self.strategy.passes
-        scales = [whole_scale if p.scale is None else p.scale for p in passes]
+        scales = [_whole_scale(p.model, width, height) if p.scale is None else p.scale for p in passes]
         viewed = [s for p, s in zip(passes, scales, strict=True) if not p.guided]  # scales still to be viewed
         views: dict[float, np.ndarray] = {}  # the RGB image at each of those scales, kept until its last pass
         found: list[Detection] = []
@@ -175,6 +171,14 @@ def _guided_tiles(
     return tiles
 
 
+def _whole_scale(model: ModelKind, width: int, height: int) -> float:
+    """The scale a whole-image pass resizes the image by: down by the largest whole factor that leaves its
+    long side at least the network's input (128 or 192 px), so MediaPipe shrinks it at most twofold more.
+    Handing MediaPipe the full photo instead gave the same recall on the wider-val photos (measured), but
+    cost a full-size RGB copy of photos of a few megapixels and MediaPipe's own copy of it."""
+    return 1.0 / max(1, max(width, height) // MODEL_FILES[model].input_side)
+
+
 def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
@@ -184,8 +188,13 @@ def _rgb_view(pixels: Pixels, scale: float) -> np.ndarray:
     if scale == 1.0:
         return to_rgb8(pixels)
     size = _scaled_size(pixels.shape[1], pixels.shape[0], scale)
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(pixels, size, interpolation=interpolation)
+    if scale < 1 and (1 / scale).is_integer() and min(size) > 1:
+        # By a whole factor, given as such: OpenCV's area averaging then takes its fast path (1.7 ms
+        # instead of 4.0 for a 1024-px photo at 1/4 size, measured); given a target size, it does not.
+        resized = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    else:
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(pixels, size, interpolation=interpolation)
     if resized.dtype == np.uint8 and resized.ndim == 3 and resized.shape[2] == 3:
         return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=resized)
     return to_rgb8(resized)

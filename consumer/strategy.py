@@ -204,7 +204,7 @@ PRESETS: dict[Preset, Strategy] = {
         ),
         SecondLook(),
     ),
-    # About twice balanced's cost: full range on tiles at 3/8 size, short range at 1/2 size, and
+    # About two and a half times balanced's cost: full range on tiles at 3/8 size, short range at 1/2 size, and
     # full size wherever the 1/2 pass saw small faces.
     Preset.THOROUGH: Strategy(
         Preset.THOROUGH,
