@@ -30,7 +30,6 @@ from consumer.tiling import Window, holding, to_source, windows
 from schemas import ModelInfo
 
 
-
 class ScanDetector:
     """Finds faces in RGB images by running every pass of a `Strategy`."""
 
