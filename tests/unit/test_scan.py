@@ -23,15 +23,14 @@ SCALE = 0.4  # the face becomes about 41 px tall in a 1280 x 960 picture
 SPOTS = [(60, 80), (350, 330), (900, 120), (700, 700), (1100, 780)]
 
 
-def small_faces_picture(scale: float = SCALE) -> tuple[np.ndarray, list[Box]]:
-    """Five small astronaut heads on a textured background (BGR, as decoded), and where their faces are."""
+def paste_heads(canvas: np.ndarray, spots: list[tuple[int, int]], scale: float) -> list[Box]:
+    """Paste the astronaut's head, resized by `scale`, at each top-left spot of `canvas`; where its faces are."""
     head = read_image(SAMPLES / "astronaut.png")[HEAD[1] : HEAD[1] + HEAD[3], HEAD[0] : HEAD[0] + HEAD[2]]
     small = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    canvas = cv2.resize(read_image(SAMPLES / "coffee.png"), (1280, 960))
+    fx, fy, fw, fh = ASTRONAUT_FACE
     faces = []
-    for x, y in SPOTS:
+    for x, y in spots:
         canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
-        fx, fy, fw, fh = ASTRONAUT_FACE
         faces.append(
             Box(
                 x + round((fx - HEAD[0]) * scale),
@@ -40,7 +39,13 @@ def small_faces_picture(scale: float = SCALE) -> tuple[np.ndarray, list[Box]]:
                 round(fh * scale),
             )
         )
-    return canvas, faces
+    return faces
+
+
+def small_faces_picture(scale: float = SCALE) -> tuple[np.ndarray, list[Box]]:
+    """Five small astronaut heads on a textured background (BGR, as decoded), and where their faces are."""
+    canvas = cv2.resize(read_image(SAMPLES / "coffee.png"), (1280, 960))
+    return canvas, paste_heads(canvas, SPOTS, scale)
 
 
 @pytest.fixture(scope="module")
@@ -123,23 +128,9 @@ def test_the_second_look_keeps_the_small_faces_and_drops_what_only_a_low_thresho
 
 def row_of_faces(scale: float = 0.25, step: float = 1.05) -> tuple[np.ndarray, list[Box]]:
     """Five astronaut heads side by side, faces about 26 px wide and `step` face widths apart, and their faces."""
-    head = read_image(SAMPLES / "astronaut.png")[HEAD[1] : HEAD[1] + HEAD[3], HEAD[0] : HEAD[0] + HEAD[2]]
-    small = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     canvas = cv2.resize(read_image(SAMPLES / "coffee.png"), (640, 480))
-    fx, fy, fw, fh = ASTRONAUT_FACE
-    faces = []
-    for k in range(5):
-        x, y = 100 + round(k * step * fw * scale), 200
-        canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
-        faces.append(
-            Box(
-                x + round((fx - HEAD[0]) * scale),
-                y + round((fy - HEAD[1]) * scale),
-                round(fw * scale),
-                round(fh * scale),
-            )
-        )
-    return canvas, faces
+    face_width = ASTRONAUT_FACE[2] * scale
+    return canvas, paste_heads(canvas, [(100 + round(k * step * face_width), 200) for k in range(5)], scale)
 
 
 def test_in_a_crowd_one_look_confirms_its_neighbours(monkeypatch: pytest.MonkeyPatch) -> None:
