@@ -2,10 +2,10 @@
 
 glibc's malloc serves a block above its mmap threshold with a mapping of its own,
 unmapped when freed; smaller blocks come from arenas that keep freed memory for
-reuse. The threshold starts at 128 KiB and rises to the
-size of each mapped block freed, up to 32 MiB, so after a few large photos the
-processing threads' arenas hold tens of megabytes of pixels and downscaled
-copies the worker no longer uses, and a pod's memory limit counts them.
+reuse. The threshold starts at 128 KiB and rises to the size of each mapped
+block freed, up to 32 MiB, so after a few large photos the processing threads'
+arenas hold tens of megabytes of pixels and downscaled copies the worker no
+longer uses, and a pod's memory limit counts them.
 `configure_heap` fixes the threshold at LARGE_BLOCK_BYTES: a 1024-px photo
 (2-4 MiB decoded) is still served from the arenas, as before; the pixels of
 anything larger are mapped and unmapped. Fixing it also stops the trim threshold

@@ -134,12 +134,8 @@ class ScanDetector:
         x0, y0 = round(box.centre.x - span / 2), round(box.centre.y - span / 2)
         crop = _rgb_view(_crop(pixels, x0, y0, span), side / span)
         factor = crop.shape[1] / span  # crop pixels per source pixel
-        found = self._detectors[look.model, look.min_score].detect(crop)
-        return [
-            Point(x0 + d.box.centre.x / factor, y0 + d.box.centre.y / factor)
-            for d in found
-            if d.score >= look.min_score
-        ]
+        found = self._detectors[look.model, look.min_score].detect(crop)  # loaded at the look's score
+        return [Point(x0 + d.box.centre.x / factor, y0 + d.box.centre.y / factor) for d in found]
 
     def close(self) -> None:
         for detector in self._detectors.values():

@@ -100,8 +100,8 @@ class SecondLook:
     detection, `zoom` times its longer side (padded black beyond the border),
     resized to the network's input. The detection is kept when a face scoring at
     least `min_score` is found there with its centre within `centre_tolerance`
-    of the detection's side from the detection's centre.
-    Taller detections are never dropped: a large face is the most recognisable one.
+    of the detection's side from the detection's centre. Taller detections are
+    never dropped: a large face is the most recognisable one.
 
     In a crowd, one crop holds several detections waiting for their look. A face
     found centred on a neighbour that `shares` the crop confirms the neighbour
