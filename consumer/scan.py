@@ -95,7 +95,7 @@ class ScanDetector:
     ) -> tuple[list[Detection], list[Point]]:
         """Run the pass's model on each tile (a window of the source resized by `scale`, and its RGB pixels):
         the faces it keeps and the centres of its hints, mapped back to the `size` source."""
-        detector = self._detectors[scan_pass.model, self.strategy.min_score(scan_pass.model)]
+        detector = self._detectors[self.strategy.detector_of(scan_pass)]
         found = []
         hints = []
         for window, rgb in tiles:
@@ -123,7 +123,7 @@ class ScanDetector:
             if not look.finds(box, seen):
                 dropped.add(pending[0])
             pending = [
-                i for i in pending[1:] if not (look.shares(box, merged[i].box) and look.finds(merged[i].box, seen))
+                i for i in pending[1:] if not (look.finds(merged[i].box, seen) and look.shares(box, merged[i].box))
             ]
         return [d for i, d in enumerate(merged) if i not in dropped]
 
@@ -134,7 +134,7 @@ class ScanDetector:
         x0, y0 = round(box.centre.x - span / 2), round(box.centre.y - span / 2)
         crop = _rgb_view(_crop(pixels, x0, y0, span), side / span)
         factor = crop.shape[1] / span  # crop pixels per source pixel
-        found = self._detectors[look.model, look.min_score].detect(crop)  # loaded at the look's score
+        found = self._detectors[look.detector].detect(crop)  # loaded at the look's score: no filter needed
         return [Point(x0 + d.box.centre.x / factor, y0 + d.box.centre.y / factor) for d in found]
 
     def close(self) -> None:

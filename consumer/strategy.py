@@ -75,7 +75,7 @@ class Pass:
         return score >= self.min_score and (self.max_face is None or height <= self.max_face)
 
     def hint(self, score: float, height: int) -> bool:
-        """Whether a detection (score, height in network-input pixels) is a hint for the guided passes."""
+        """Whether a detection (score, height in network-input pixels) is a hint for the guided pass after it."""
         return self.hints is not None and self.hints.take(score, height)
 
     @property
@@ -121,6 +121,11 @@ class SecondLook:
     def needed(self, score: float, height: int) -> bool:
         """Whether a merged detection (score, height in source pixels) has to be found again to stay."""
         return score < self.below_score and height < self.max_height
+
+    @property
+    def detector(self) -> tuple[ModelKind, float]:
+        """The (model, threshold) of the detector the look runs: its own, loaded at its score."""
+        return self.model, self.min_score
 
     def span(self, box: Box) -> int:
         """The side, in source pixels, of the square crop looked at for `box`."""
@@ -171,15 +176,19 @@ class Strategy:
         """The lowest score any pass needs from `model`: the threshold its detector for the passes is loaded at."""
         return min(p.lowest_score for p in self.passes if p.model is model)
 
+    def detector_of(self, scan_pass: Pass) -> tuple[ModelKind, float]:
+        """The (model, threshold) of the detector `scan_pass` runs: one per model, shared by its passes."""
+        return scan_pass.model, self.min_score(scan_pass.model)
+
     @property
     def detectors(self) -> list[tuple[ModelKind, float]]:
         """The (model, threshold) of each detector the strategy runs: one per model for the passes, and one for
         the second look at its own score. A detector returns every candidate above its threshold, and a
         textured crop holds about 18 above 0.1 against 4 above 0.3: building them took the look 3.2 ms per crop
         instead of 2.2 (measured), so the look does not share the passes' detector at their lower threshold."""
-        used = {(model, self.min_score(model)) for model in {p.model for p in self.passes}}
+        used = {self.detector_of(p) for p in self.passes}
         if self.second_look is not None:
-            used.add((self.second_look.model, self.second_look.min_score))
+            used.add(self.second_look.detector)
         return sorted(used)
 
     def describe(self) -> list[str]:

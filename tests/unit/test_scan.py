@@ -149,7 +149,6 @@ def test_in_a_crowd_one_look_confirms_its_neighbours(monkeypatch: pytest.MonkeyP
     eager = Pass(ModelKind.SHORT_RANGE, 0.2, scale=1.0)
     runs = {}
     for reach in (0.25, 0.0):  # shared, and a crop for each detection alone
-        calls = 0
         with ScanDetector(
             Strategy(Preset.THOROUGH, (eager,), SecondLook(below_score=1.0, reach=reach)), DEFAULT_MODELS_DIR
         ) as detector:
