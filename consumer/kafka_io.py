@@ -14,6 +14,7 @@ service is plain Python; Kafka errors are translated into Faceguard's here.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -28,7 +29,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 from consumer.config import GroupProtocol, Settings
 from consumer.errors import PublishError, SetupError
 from consumer.metrics import Metrics
-from consumer.offsets import PartitionKey
+from consumer.offsets import LogOffsets, PartitionKey
 from consumer.records import Headers, OutgoingRecord, Record
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,10 @@ def _partitions(offsets: Offsets) -> list[TopicPartition]:
 
 
 class RequestConsumer:
-    """A consumer-group member on the input topics. Commits only when told to."""
+    """A consumer-group member on the input topics. Commits only when told to.
+
+    Its statistics, every `stats_interval_s`, say from which committed offset each assigned partition
+    started: lag on a partition it has consumed nothing from counts from there."""
 
     def __init__(
         self,
@@ -75,7 +79,9 @@ class RequestConsumer:
         on_assign: PartitionsCallback,
         on_revoke: PartitionsCallback,
         on_lost: PartitionsCallback,
+        stats_interval_s: float,
     ) -> None:
+        self._started_from: dict[PartitionKey, int | None] = {}
         config: dict[str, Any] = {
             **settings.kafka_client_config(),
             "logger": KAFKA_LOG,
@@ -86,6 +92,8 @@ class RequestConsumer:
             "max.poll.interval.ms": settings.max_poll_interval_ms,
             "isolation.level": "read_committed",
             "error_cb": log_client_error,
+            "statistics.interval.ms": int(stats_interval_s * 1000),
+            "stats_cb": self._read_stats,
         }
         if settings.group_protocol is GroupProtocol.CONSUMER:
             config["group.protocol"] = "consumer"  # KIP-848: the broker assigns; no client assignor settings
@@ -97,12 +105,30 @@ class RequestConsumer:
         def keys(partitions: list[TopicPartition]) -> list[PartitionKey]:
             return [(tp.topic, tp.partition) for tp in partitions]
 
+        def forget(partitions: list[PartitionKey]) -> list[PartitionKey]:
+            for partition in partitions:
+                self._started_from.pop(partition, None)
+            return partitions
+
         self._consumer.subscribe(
             settings.input_topics,
             on_assign=lambda _c, parts: on_assign(keys(parts)),
-            on_revoke=lambda _c, parts: on_revoke(keys(parts)),
-            on_lost=lambda _c, parts: on_lost(keys(parts)),
+            on_revoke=lambda _c, parts: on_revoke(forget(keys(parts))),
+            on_lost=lambda _c, parts: on_lost(forget(keys(parts))),
         )
+
+    def _read_stats(self, stats_json: str) -> None:
+        """librdkafka's statistics (served by `consume`): each partition's committed offset once its
+        fetching is under way, that is once the offset it starts from is settled."""
+        for topic, topic_stats in json.loads(stats_json).get("topics", {}).items():
+            for partition, stats in topic_stats.get("partitions", {}).items():
+                if partition != "-1" and stats.get("fetch_state") == "active":  # -1: librdkafka's own queue
+                    committed = stats.get("committed_offset", -1)
+                    self._started_from[(topic, int(partition))] = committed if committed >= 0 else None
+
+    def started_from(self) -> dict[PartitionKey, int | None]:
+        """The committed offset (None: none) each partition started from, for those whose fetching began."""
+        return dict(self._started_from)
 
     def consume(self, max_records: int, timeout_s: float) -> list[Record]:
         """Up to `max_records` records, waiting at most `timeout_s` for the first; serves rebalance callbacks.
@@ -248,8 +274,9 @@ class _Watchdog:
 
 
 class WatermarkReader:
-    """Reads the high watermarks of the watched partitions on a thread of its own, every `interval_s`,
-    in one ListOffsets request (an AdminClient, so the consumer thread never waits on the broker).
+    """Reads the log offsets (first and next) of the watched partitions on a thread of its own, every
+    `interval_s`, in two ListOffsets requests (an AdminClient, so the consumer thread never waits on the
+    broker).
     `reachable` says whether the broker answered the last round.
 
     When a read fails, a metadata request decides whether the broker is there. It also refreshes the
@@ -262,7 +289,7 @@ class WatermarkReader:
         self._admin = AdminClient(config)
         self._interval_s = interval_s
         self._watched: frozenset[PartitionKey] = frozenset()
-        self.highs: dict[PartitionKey, int] = {}
+        self.logs: dict[PartitionKey, LogOffsets] = {}
         self.reachable = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watermarks", daemon=True)
@@ -277,7 +304,7 @@ class WatermarkReader:
             watched = self._watched  # one snapshot: the consumer thread may replace it meanwhile
             try:
                 if watched:
-                    self.highs = self._read(watched)
+                    self.logs = self._read(watched)
                     self.reachable, failure = True, ""
                 else:
                     self.reachable = self._metadata_answered()
@@ -293,8 +320,13 @@ class WatermarkReader:
     def _timeout_s(self) -> float:
         return max(1.0, self._interval_s)
 
-    def _read(self, partitions: frozenset[PartitionKey]) -> dict[PartitionKey, int]:
-        wanted = {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions}  # type: ignore[no-untyped-call]
+    def _read(self, partitions: frozenset[PartitionKey]) -> dict[PartitionKey, LogOffsets]:
+        lows = self._list_offsets(partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        highs = self._list_offsets(partitions, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        return {p: LogOffsets(lows[p], highs[p]) for p in partitions}
+
+    def _list_offsets(self, partitions: frozenset[PartitionKey], spec: Any) -> dict[PartitionKey, int]:
+        wanted = {TopicPartition(t, p): spec for t, p in partitions}
         futures = self._admin.list_offsets(wanted, request_timeout=self._timeout_s)
         return {(tp.topic, tp.partition): future.result(self._timeout_s).offset for tp, future in futures.items()}
 

@@ -72,7 +72,7 @@ class Metrics:
         self.paused = Gauge("faceguard_paused_partitions", "Assigned partitions currently paused.", registry=r)
         self.lag = Gauge(
             "faceguard_consumer_lag_records",
-            "High watermark minus position, per assigned partition (refreshed periodically).",
+            "Records not yet consumed per assigned partition: high watermark minus position (refreshed periodically).",
             ["topic", "partition"],
             registry=r,
         )

@@ -21,6 +21,23 @@ T = TypeVar("T")
 PartitionKey = tuple[str, int]
 
 
+@dataclass(frozen=True)
+class LogOffsets:
+    """A partition's log as the broker reports it: the first offset it still holds and the next to be written."""
+
+    low: int
+    high: int
+
+    def lag(self, position: int, committed: int | None) -> int:
+        """Records the group has yet to consume. From the consumer's position when it has one; before its
+        first record from the partition (an empty partition never gives it one), from where it started:
+        the group's committed offset, or with none the log's start (`auto.offset.reset=earliest`).
+        Records that retention has deleted are not lag: a position before the log's start resets to it."""
+        if position < 0:
+            position = committed if committed is not None else self.low
+        return max(0, self.high - max(position, self.low))
+
+
 @dataclass
 class _Slot(Generic[T]):
     offset: int

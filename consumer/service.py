@@ -111,7 +111,7 @@ def run_worker(settings: Settings, stop: threading.Event) -> None:
         breaker = CircuitBreaker(settings.breaker_window, settings.breaker_failure_ratio, settings.breaker_cooldown_s)
         watermarks = WatermarkReader(settings, LAG_REFRESH_S)
         worker = Worker(settings, pool, tracker, breaker, (metrics, health, watermarks))
-        consumer = RequestConsumer(settings, worker.on_assign, worker.on_revoke, worker.on_lost)
+        consumer = RequestConsumer(settings, worker.on_assign, worker.on_revoke, worker.on_lost, LAG_REFRESH_S)
         delivery: Delivery | None = None
         try:
             if settings.guarantee is Guarantee.EXACTLY_ONCE:

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 BUSY_WAIT_S = 0.05
 SPARE_THREAD_WAIT_S = 0.005
 QUEUED_PER_THREAD = 4  # records handed to the pool per processing thread, at most
-LAG_REFRESH_S = 5.0  # how often lag is computed; the watermarks are read on their own thread as often
+LAG_REFRESH_S = 5.0  # how often lag is computed; the broker's offsets are read on their own thread as often
 
 
 class ProcessingBug(FaceguardError):
@@ -199,8 +199,16 @@ class Worker:
             return
         assert self.consumer is not None
         self._watermarks.watch(self._assigned)
-        highs, positions = self._watermarks.highs, self.consumer.positions(self._assigned)
-        lag = {p: max(0, highs[p] - positions[p]) for p in self._assigned if p in highs and positions.get(p, -1) >= 0}
+        logs, positions, started_from = (
+            self._watermarks.logs,
+            self.consumer.positions(self._assigned),
+            self.consumer.started_from(),
+        )
+        lag = {
+            p: logs[p].lag(positions.get(p, -1), started_from.get(p))
+            for p in self._assigned & logs.keys()
+            if positions.get(p, -1) >= 0 or p in started_from  # else where it starts is not settled yet
+        }
         self._metrics.lag_refreshed(lag, self._settings.processing_threads)
         self._lag_read = time.monotonic()
 

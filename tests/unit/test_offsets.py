@@ -1,10 +1,10 @@
-"""Committed positions only advance over contiguous runs of finished records."""
+"""Committed positions only advance over contiguous runs of finished records; lag per partition."""
 
 from __future__ import annotations
 
 import pytest
 
-from consumer.offsets import OffsetTracker
+from consumer.offsets import LogOffsets, OffsetTracker
 
 P = ("requests", 0)
 Q = ("requests", 1)
@@ -61,3 +61,13 @@ def test_offsets_must_increase_and_a_record_finishes_once() -> None:
     assert tracker.finish(P, 4, "a")
     assert not tracker.finish(P, 4, "b")
     assert tracker.take_committable()[0].payloads == ["a"]
+
+
+def test_lag_counts_from_the_position_or_from_where_consumption_started() -> None:
+    log = LogOffsets(low=3, high=10)
+    assert log.lag(8, committed=6) == 2  # consumed up to 7: from the position, not the older commit
+    assert log.lag(-1001, committed=6) == 4  # nothing consumed yet, or an empty partition: from the commit
+    assert log.lag(-1001, committed=None) == 7  # no commit: from the log's start
+    assert LogOffsets(low=0, high=0).lag(-1001, committed=None) == 0  # an empty partition reads 0
+    assert LogOffsets(low=12, high=12).lag(-1001, committed=5) == 0  # retention deleted past the commit
+    assert LogOffsets(low=12, high=20).lag(4, committed=None) == 8  # ... and past the position
