@@ -1,14 +1,15 @@
 """Mask stage: make every detected face unrecognisable, in place.
 
 Each face box is grown by a margin and clipped to the image; the region (or the
-ellipse inside it) is then blurred (Gaussian, kernel proportional to the region's
+ellipse inside it) is then blurred (Gaussian, scale proportional to the region's
 size), pixelated (blocks proportional to it), or filled. Large blurs run on a
 downscaled copy of the region: the same look at a bounded cost, and no finer
 detail survives than the small copy holds.
 
-The defaults (blur at strength 1.0, margin 0.35, box) were chosen by running
-MediaPipe at its most sensitive on masked WIDER FACE photos (README, "Masking"):
-with them a blurred or pixelated face is found no more often than a solid fill.
+The defaults (blur at strength 1.0, margin 0.35, box) and the blur's sigma were
+chosen by running MediaPipe at its most sensitive on masked WIDER FACE photos
+(README, "Masking"): with them a blurred face is found less often than a solid
+fill, and a pixelated one about as often.
 """
 
 from __future__ import annotations
@@ -22,8 +23,14 @@ import numpy as np
 from consumer.image_types import Box, Detection, Pixels
 from schemas import AppliedMask, MaskMethod, MaskOptions, MaskShape
 
-# Blur kernels above this side run on a region scaled down to match.
-MAX_DIRECT_KERNEL = 31
+# Blur scales above this side run on a region scaled down to match: at a sigma of 0.4 of the scale, a copy this
+# small holds all the blur leaves (the same faces found in the masks as with 31; 2.2 ms for four faces, against
+# 3.8 ms with 31).
+MAX_DIRECT_KERNEL = 21
+# The blur's Gaussian sigma as a share of its scale (OpenCV's own sigma for a kernel side is about 0.15 of
+# it). Measured on 638 masked regions: 0.15 left 19 faces for the sensitive detector, 0.3 left 7, 0.4 left 5;
+# a solid fill, 8.
+BLUR_SIGMA = 0.4
 
 
 @dataclass(frozen=True)
@@ -121,13 +128,14 @@ def ellipse(width: int, height: int) -> np.ndarray:
 
 
 def blurred(view: Pixels, kernel: int) -> Pixels:
-    """`view` Gaussian-blurred with a `kernel`-sided kernel, via a downscaled copy when large."""
+    """`view` Gaussian-blurred at scale `kernel` (sigma BLUR_SIGMA of it, the kernel as wide as that
+    Gaussian needs), via a downscaled copy when large."""
     if kernel <= MAX_DIRECT_KERNEL:
-        return cv2.GaussianBlur(view, (kernel, kernel), 0, borderType=cv2.BORDER_REPLICATE)
+        return cv2.GaussianBlur(view, (0, 0), BLUR_SIGMA * kernel, borderType=cv2.BORDER_REPLICATE)
     scale = kernel / MAX_DIRECT_KERNEL
     h, w = view.shape[:2]
     small = cv2.resize(view, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (MAX_DIRECT_KERNEL, MAX_DIRECT_KERNEL), 0, borderType=cv2.BORDER_REPLICATE)
+    small = cv2.GaussianBlur(small, (0, 0), BLUR_SIGMA * MAX_DIRECT_KERNEL, borderType=cv2.BORDER_REPLICATE)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 

@@ -63,7 +63,8 @@ class MaskOptions(Contract):
         gt=0.0,
         le=1.0,
         description=(
-            "Share of the masked region's long side used as the blur kernel, or as twice the "
+            "Share of the masked region's long side used as the blur's scale (its Gaussian's sigma is 0.4 "
+            "of that), or as twice the "
             "pixel block side when pixelating (1.0: two blocks across); ignored by fill. 1.0 is the "
             "strongest. Unless the worker allows requests to weaken masks, a value below the "
             "worker's default is raised to it."
@@ -124,7 +125,11 @@ class AppliedMask(Contract):
     region: tuple[int, int, int, int] = Field(
         description="Masked rectangle [x, y, w, h]: the face box grown by the margin, clipped to the image."
     )
-    kernel_px: int = Field(description="Gaussian kernel side (blur) or pixel block side (pixelate); 0 for fill.")
+    kernel_px: int = Field(
+        description=(
+            "Blur scale in pixels (the Gaussian's sigma is 0.4 of it) or pixel block side (pixelate); 0 for fill."
+        )
+    )
 
 
 class Face(Contract):

@@ -92,16 +92,14 @@ def test_default_masks_leave_no_more_faces_than_a_solid_fill(
     sensitive: ScanDetector,
     fill_reference: int,
 ) -> None:
-    """With the default preset's 638 regions (measured): fill 8, blur 19, pixelate 13. At score 0.3 the
-    detector fires on a blurred head's silhouette as it does on a black square, and on which of some 600
-    regions it fires moves with how the photo is resized: measured with three ways of resizing (which also
-    move the default's regions by a few, 634 to 639), fill left 8 to 11 and blur 15 to 19, blur exceeding
-    fill by 5 to 11. So the bar is the fill's count plus 2% of the regions. A light blur leaves far more
-    (the test below)."""
+    """With the default preset's 638 regions (measured): fill 8, blur 5, pixelate 13. At score 0.3 the detector
+    fires on a blurred head's silhouette as it does on a black square, and on which of some 600 regions it fires
+    moves by a few with how the photo is resized (fill 8 to 11 over three ways of resizing). So the bar is the
+    fill's count plus 1% of the regions. A light blur leaves far more (the test below)."""
     regions = sum(len(d) for _, d in detected)
     assert regions >= 300
     spec = dataclasses.replace(Settings().mask_policy.defaults, method=method)
-    assert faces_left_in_masks(detected, spec, sensitive) <= fill_reference + regions // 50
+    assert faces_left_in_masks(detected, spec, sensitive) <= fill_reference + regions // 100
 
 
 def test_a_light_blur_leaves_faces_the_check_finds(
