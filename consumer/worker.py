@@ -199,16 +199,13 @@ class Worker:
             return
         assert self.consumer is not None
         self._watermarks.watch(self._assigned)
-        logs, positions, started_from = (
-            self._watermarks.logs,
-            self.consumer.positions(self._assigned),
-            self.consumer.started_from(),
-        )
-        lag = {
-            p: logs[p].lag(positions.get(p, -1), started_from.get(p))
-            for p in self._assigned & logs.keys()
-            if positions.get(p, -1) >= 0 or p in started_from  # else where it starts is not settled yet
-        }
+        logs, started_from = self._watermarks.logs, self.consumer.started_from()
+        positions = self.consumer.positions(self._assigned)
+        lag = {}
+        for partition in self._assigned & logs.keys():
+            position = positions.get(partition, -1)
+            if position >= 0 or partition in started_from:  # else where it starts is not settled yet
+                lag[partition] = logs[partition].lag(position, started_from.get(partition))
         self._metrics.lag_refreshed(lag, self._settings.processing_threads)
         self._lag_read = time.monotonic()
 

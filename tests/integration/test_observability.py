@@ -75,11 +75,12 @@ def test_metrics_count_every_request_and_lag_returns_to_zero(make_stack: MakeSta
 
     def settled() -> bool:
         samples = scrape(port)
-        return total(samples, "faceguard_records_finished_total") == 8 and all(
-            samples.get(("faceguard_consumer_lag_records", frozenset({("topic", requests), ("partition", str(p))})))
-            == 0  # present and 0: `value` would read a missing sample as 0
+        lag = [  # every partition of every input topic, consumed from or not; None when missing
+            samples.get(("faceguard_consumer_lag_records", frozenset({("topic", topic), ("partition", str(p))})))
+            for topic in stack.settings.input_topics
             for p in range(12)
-        )
+        ]
+        return total(samples, "faceguard_records_finished_total") == 8 and lag == [0] * len(lag)
 
     wait_for(settled, 20, "all 8 records finished and lag read as 0")
     samples = scrape(port)
