@@ -189,7 +189,9 @@ def _rgb_view(pixels: Pixels, scale: float) -> np.ndarray:
         # instead of 4.0 for a 1024-px photo at 1/4 size, measured); given a target size, it does not.
         resized = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     else:
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        # Enlarging (the second look's crop around a face under 28 px): bicubic. Against bilinear, `balanced`
+        # masked 63.5% of the wider-val faces instead of 63.2%, and 62.7% of the held-out half instead of 62.4%.
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
         resized = cv2.resize(pixels, size, interpolation=interpolation)
     if resized.dtype == np.uint8 and resized.ndim == 3 and resized.shape[2] == 3:
         return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=resized)
