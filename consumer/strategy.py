@@ -208,7 +208,7 @@ PRESETS: dict[Preset, Strategy] = {
         (
             Pass(ModelKind.FULL_RANGE, 0.5),
             Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.25, hints=Hints(0.1, 24)),
-            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.5, max_face=64, hints=Hints(0.15, 24), guided=True),
+            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.5, max_face=64, hints=Hints(0.12, 24), guided=True),
             Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True),
         ),
         SecondLook(),

@@ -114,8 +114,8 @@ def test_broker_storage_formats_with_a_cluster_id_that_starts_with_a_dash(
 
 def test_eval_reports_masked_faces_on_a_fixed_subset_above_the_regression_floor() -> None:
     """A regression guard on the first 40 wider-val photos, not the recall goal. Measured with the
-    default (balanced) preset: 59.2% masked, 70.2% of faces 16-32 px, 90.5% 32-64 px, 98.3% 64-128 px,
-    21 of the 22 above 128 px; 345 of 610 detections matching no face. The fast preset (whole-image
+    default (balanced) preset: 60.4% masked, 71.8% of faces 16-32 px, 91.6% 32-64 px, 98.3% 64-128 px,
+    21 of the 22 above 128 px; 400 of 669 detections matching no face. The fast preset (whole-image
     full-range at 0.5) masks 11.5% of the same faces."""
     done = run(str(BIN / "faceguard"), "eval", "--limit", "40", "--json")
     assert done.returncode == 0, done.stderr
