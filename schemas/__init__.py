@@ -1,6 +1,7 @@
 """Faceguard's event contracts (pydantic v2) and their exported JSON Schema files."""
 
 from schemas.events import (
+    BLUR_SIGMA,
     CONTRACTS,
     STORED_IMAGE_CONTENT_TYPE,
     AppliedMask,
@@ -22,6 +23,7 @@ from schemas.events import (
 )
 
 __all__ = [
+    "BLUR_SIGMA",
     "CONTRACTS",
     "STORED_IMAGE_CONTENT_TYPE",
     "AppliedMask",

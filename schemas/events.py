@@ -54,6 +54,11 @@ class MaskShape(StrEnum):
     ELLIPSE = "ellipse"
 
 
+# A blur's Gaussian sigma as a share of its scale (`kernel_px`; `strength` times the region's long side). Part of
+# the contract because it says how strong a given strength is; chosen by measurement (consumer/mask.py).
+BLUR_SIGMA = 0.4
+
+
 class MaskOptions(Contract):
     """Per-request masking options; omitted fields take the worker's defaults."""
 
@@ -63,9 +68,9 @@ class MaskOptions(Contract):
         gt=0.0,
         le=1.0,
         description=(
-            "Share of the masked region's long side used as the blur's scale (its Gaussian's sigma is 0.4 "
-            "of that), or as twice the "
-            "pixel block side when pixelating (1.0: two blocks across); ignored by fill. 1.0 is the "
+            "Share of the masked region's long side used as the blur's scale (its Gaussian's sigma is "
+            f"{BLUR_SIGMA:g} of that), or as twice the pixel block side when pixelating (1.0: two blocks "
+            "across); ignored by fill. 1.0 is the "
             "strongest. Unless the worker allows requests to weaken masks, a value below the "
             "worker's default is raised to it."
         ),
@@ -127,7 +132,8 @@ class AppliedMask(Contract):
     )
     kernel_px: int = Field(
         description=(
-            "Blur scale in pixels (the Gaussian's sigma is 0.4 of it) or pixel block side (pixelate); 0 for fill."
+            f"Blur scale in pixels (the Gaussian's sigma is {BLUR_SIGMA:g} of it) or pixel block side (pixelate); "
+            "0 for fill."
         )
     )
 
