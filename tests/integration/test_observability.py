@@ -47,7 +47,10 @@ def scrape(port: int) -> Samples:
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    """The sample of `name` with exactly these labels; a missing one fails the test (it is not 0)."""
+    key = (name, frozenset(labels.items()))
+    assert key in samples, f"no sample {name}{labels}"
+    return samples[key]
 
 
 def total(samples: Samples, name: str, **labels: str) -> float:
