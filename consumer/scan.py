@@ -57,7 +57,7 @@ class ScanDetector:
         best score first."""
         height, width = pixels.shape[:2]
         passes = self.strategy.passes
-        scales = [_whole_scale(p.model, width, height) if p.scale is None else p.scale for p in passes]
+        scales = [whole_scale(p.model, width, height) if p.scale is None else p.scale for p in passes]
         viewed = [s for p, s in zip(passes, scales, strict=True) if not p.guided]  # scales still to be viewed
         views: dict[float, np.ndarray] = {}  # the RGB image at each of those scales, kept until its last pass
         found: list[Detection] = []
@@ -69,7 +69,7 @@ class ScanDetector:
             else:
                 view = views.get(scale)
                 if view is None:
-                    view = views[scale] = _rgb_view(pixels, scale)
+                    view = views[scale] = rgb_view(pixels, scale)
                 viewed.remove(scale)
                 if scale not in viewed:
                     del views[scale]
@@ -132,7 +132,7 @@ class ScanDetector:
         side = MODEL_FILES[look.model].input_side
         span = look.span(box)
         x0, y0 = round(box.centre.x - span / 2), round(box.centre.y - span / 2)
-        crop = _rgb_view(_crop(pixels, x0, y0, span), side / span)
+        crop = rgb_view(_crop(pixels, x0, y0, span), side / span)
         factor = crop.shape[1] / span  # crop pixels per source pixel
         found = self._detectors[look.detector].detect(crop)  # loaded at the look's score: no filter needed
         return [Point(x0 + d.box.centre.x / factor, y0 + d.box.centre.y / factor) for d in found]
@@ -162,11 +162,11 @@ def _guided_tiles(
         x0, y0 = math.floor(window.x / scale), math.floor(window.y / scale)
         x1 = min(width, math.ceil((window.x + side) / scale))
         y1 = min(height, math.ceil((window.y + side) / scale))
-        tiles.append((window, _rgb_view(pixels[y0:y1, x0:x1], scale)))
+        tiles.append((window, rgb_view(pixels[y0:y1, x0:x1], scale)))
     return tiles
 
 
-def _whole_scale(model: ModelKind, width: int, height: int) -> float:
+def whole_scale(model: ModelKind, width: int, height: int) -> float:
     """The scale a whole-image pass resizes the image by: down by the largest whole factor that leaves its
     long side at least the network's input (128 or 192 px), so MediaPipe shrinks it at most twofold more.
     Handing MediaPipe the full photo instead gave no better recall on the wider-val photos (`fast` masked
@@ -179,7 +179,7 @@ def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _rgb_view(pixels: Pixels, scale: float) -> np.ndarray:
+def rgb_view(pixels: Pixels, scale: float) -> np.ndarray:
     """An 8-bit RGB copy of `pixels` resized by `scale`, converted in place when resizing made a copy anyway."""
     if scale == 1.0:
         return to_rgb8(pixels)
