@@ -15,24 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-
-import cv2
-import numpy as np
 
 from consumer.detect import FaceDetector
 from consumer.evaluate import HEIGHT_BUCKETS, NO_MATCH_IOU, AnnotatedImage, bucket_of
-from consumer.image_types import Box, Detection, Pixels
+from consumer.image_types import Detection, Pixels
 from consumer.model_files import MODEL_FILES, ModelKind
 from consumer.scan import rgb_view, whole_scale
 from consumer.tiling import Window, to_source, windows
-
-
-class Turn(StrEnum):
-    NONE = "none"
-    MIRROR = "mirror"  # flipped left to right
-    CW = "cw"  # a quarter turn clockwise
-    CCW = "ccw"  # a quarter turn anticlockwise
+from consumer.turns import Turn, turned, unturned
 
 
 @dataclass(frozen=True)
@@ -44,29 +34,6 @@ class View:
     def describe(self) -> str:
         where = "whole" if self.scale is None else f"x{self.scale:g} tiles"
         return f"{self.model.value} {where} {self.turn.value}"
-
-
-def turned(rgb: np.ndarray, turn: Turn) -> np.ndarray:
-    """`rgb` mirrored or turned, as a contiguous array."""
-    if turn is Turn.MIRROR:
-        return np.ascontiguousarray(rgb[:, ::-1])
-    if turn is Turn.CW:
-        return cv2.rotate(rgb, cv2.ROTATE_90_CLOCKWISE)
-    if turn is Turn.CCW:
-        return cv2.rotate(rgb, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    return rgb
-
-
-def unturned(box: Box, turn: Turn, width: int, height: int) -> Box:
-    """A box found in a `width` x `height` image after `turn`, in the image before it."""
-    x0, y0, x1, y1 = box.x, box.y, box.x + box.w, box.y + box.h
-    if turn is Turn.MIRROR:
-        x0, x1 = width - x1, width - x0
-    elif turn is Turn.CW:  # a turned pixel (x', y') was (y', height - 1 - x')
-        x0, y0, x1, y1 = y0, height - x1, y1, height - x0
-    elif turn is Turn.CCW:  # a turned pixel (x', y') was (width - 1 - y', x')
-        x0, y0, x1, y1 = width - y1, x0, width - y0, x1
-    return Box(x0, y0, x1 - x0, y1 - y0)
 
 
 def view_detections(detector: FaceDetector, pixels: Pixels, view: View, overlap: float) -> list[Detection]:

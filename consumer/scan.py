@@ -12,6 +12,7 @@ whole image.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +28,7 @@ from consumer.merge import suppress_overlaps
 from consumer.model_files import MODEL_FILES, ModelKind
 from consumer.strategy import Pass, SecondLook, Strategy
 from consumer.tiling import Window, holding, to_source, windows
+from consumer.turns import Turn, turned, unturned
 from schemas import ModelInfo
 
 
@@ -98,13 +100,15 @@ class ScanDetector:
         detector = self._detectors[self.strategy.detector_of(scan_pass)]
         found = []
         hints = []
-        for window, rgb in tiles:
-            for detection in detector.detect(rgb):
+        views = (Turn.NONE, Turn.MIRROR) if scan_pass.mirrored else (Turn.NONE,)
+        for (window, rgb), turn in itertools.product(tiles, views):
+            for detection in detector.detect(turned(rgb, turn)):
                 kept = scan_pass.keep(detection.score, detection.box.h)
                 hinted = scan_pass.hint(detection.score, detection.box.h)
                 if not (kept or hinted):
                     continue
-                box = to_source(detection.box, window, scale, *size)
+                in_tile = unturned(detection.box, turn, rgb.shape[1], rgb.shape[0])
+                box = to_source(in_tile, window, scale, *size)
                 if box.w <= 0 or box.h <= 0:
                     continue
                 if hinted:

@@ -23,13 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from consumer.ceiling import CeilingStudy, Turn, View, view_detections
+from consumer.ceiling import CeilingStudy, View, view_detections
 from consumer.config import Settings
 from consumer.decode import decode_image
 from consumer.detect import FaceDetector
 from consumer.evaluate import DEFAULT_ANNOTATIONS, HEIGHT_BUCKETS, load_annotations
 from consumer.model_files import ModelKind
 from consumer.strategy import PRESETS, Preset
+from consumer.turns import Turn
 
 LOWEST_SCORE = 0.15
 THRESHOLDS = (0.5, 0.3, 0.2)

@@ -216,3 +216,18 @@ def test_a_guided_pass_cuts_its_tiles_from_the_photo_instead_of_resizing_all_of_
         big = Box(face.x * 3, face.y * 3, face.w * 3, face.h * 3)
         assert any(d.box.iou(big) > 0.4 for d in found), (big, found)
     assert peak < resized_copy / 2, (peak, resized_copy)
+
+
+def test_a_mirrored_pass_finds_each_face_again_in_the_flipped_tile_and_maps_it_back(
+    picture: tuple[np.ndarray, list[Box]],
+) -> None:
+    """Merging switched off (IoU 1.0), each face's detections in the flipped tiles land on the face itself."""
+    pixels, faces = picture
+    plain = Pass(ModelKind.SHORT_RANGE, 0.5, scale=1.0)
+    counts = {}
+    for scan_pass in (plain, dataclasses.replace(plain, mirrored=True)):
+        with ScanDetector(Strategy(Preset.THOROUGH, (scan_pass,), merge_iou=1.0), DEFAULT_MODELS_DIR) as detector:
+            found = detector.detect(pixels)
+        counts[scan_pass.mirrored] = [sum(d.box.iou(face) > 0.5 for d in found) for face in faces]
+    assert all(plain_count > 0 for plain_count in counts[False]), counts
+    assert all(m > p for m, p in zip(counts[True], counts[False], strict=True)), counts
