@@ -31,10 +31,6 @@ class View:
     scale: float | None  # None: the whole image, fitted into the network's input
     turn: Turn = Turn.NONE
 
-    def describe(self) -> str:
-        where = "whole" if self.scale is None else f"x{self.scale:g} tiles"
-        return f"{self.model.value} {where} {self.turn.value}"
-
 
 def view_detections(detector: FaceDetector, pixels: Pixels, view: View, overlap: float) -> list[Detection]:
     """Every face `detector` (the view's model) finds in the view of `pixels`, boxes in `pixels`' coordinates."""

@@ -27,7 +27,7 @@ from consumer.ceiling import CeilingStudy, View, view_detections
 from consumer.config import Settings
 from consumer.decode import decode_image
 from consumer.detect import FaceDetector
-from consumer.evaluate import DEFAULT_ANNOTATIONS, HEIGHT_BUCKETS, load_annotations
+from consumer.evaluate import DEFAULT_ANNOTATIONS, HALVES, HEIGHT_BUCKETS, half_of, load_annotations
 from consumer.model_files import ModelKind
 from consumer.strategy import PRESETS, Preset
 from consumer.turns import Turn
@@ -72,11 +72,11 @@ def main() -> int:
     parser.add_argument("--annotations", type=Path, default=DEFAULT_ANNOTATIONS)
     parser.add_argument("--subset", default="wider-val")
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--half", choices=["all", "even", "odd"], default="all")
+    parser.add_argument("--half", choices=list(HALVES), default="all")
     args = parser.parse_args()
     images = load_annotations(args.annotations, args.subset or None)
     images = images[: args.limit] if args.limit else images
-    images = images[{"all": slice(None), "even": slice(0, None, 2), "odd": slice(1, None, 2)}[args.half]]
+    images = half_of(images, args.half)
 
     views = grid()
     settings = Settings()

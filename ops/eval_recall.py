@@ -33,10 +33,12 @@ sys.path.insert(0, str(REPO))
 from consumer.config import Settings  # noqa: E402
 from consumer.evaluate import (  # noqa: E402
     DEFAULT_ANNOTATIONS,
+    HALVES,
     AnnotatedImage,
     Report,
     evaluate_strategy,
     format_table,
+    half_of,
     load_annotations,
     score_image,
 )
@@ -85,7 +87,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument(
         "--half",
-        choices=["all", "even", "odd"],
+        choices=list(HALVES),
         default="all",
         help="only the even- or odd-numbered images (the presets were tuned on the even ones)",
     )
@@ -94,7 +96,7 @@ def main() -> int:
     args = parser.parse_args()
     images = load_annotations(args.annotations, args.subset or None)
     images = images[: args.limit] if args.limit else images
-    images = images[{"all": slice(None), "even": slice(0, None, 2), "odd": slice(1, None, 2)}[args.half]]
+    images = half_of(images, args.half)
 
     settings = Settings()
     reports: dict[str, Report] = {
