@@ -55,8 +55,10 @@ _SILENCER = _StderrSilencer()
 @contextmanager
 def native_stderr_silenced() -> Iterator[None]:
     """Send file descriptor 2 to /dev/null: LiteRT prints dozens of INFO/WARNING lines
-    while a model loads and on the first inference, which would bury the worker's log.
-    Safe when processing threads load their detectors at the same time."""
+    while a model loads and on the first inference, and a plain-text warning from an
+    inference now and then, which would break the worker's one-JSON-object-per-line log.
+    Python's own log lines and tracebacks are not lost meanwhile: they go to a copy of
+    descriptor 2 (`consumer/logs.py`). Safe when processing threads run at the same time."""
     _SILENCER.enter()
     try:
         yield
@@ -89,7 +91,9 @@ class FaceDetector:
         height, width = rgb.shape[:2]
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         found = []
-        for detection in self._detector.detect(image).detections:
+        with native_stderr_silenced():  # LiteRT warns in plain text from inside inference, now and then
+            detections = self._detector.detect(image).detections
+        for detection in detections:
             bb = detection.bounding_box
             box = Box(bb.origin_x, bb.origin_y, bb.width, bb.height).clipped(width, height)
             if box.w > 0 and box.h > 0:

@@ -16,6 +16,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TextIO
 
 FIELDS = (
     "request_id",
@@ -64,7 +65,7 @@ URL_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3")
 
 
 def configure_logging(log_format: LogFormat, verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_python_stderr())
     if log_format is LogFormat.JSON:
         handler.setFormatter(JsonFormatter())
     else:
@@ -75,3 +76,18 @@ def configure_logging(log_format: LogFormat, verbose: bool) -> None:
     # These libraries log whole request URLs (a presigned URL's signature with them), even with -v.
     for chatty in URL_LOGGERS:
         logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+_PYTHON_STDERR: list[TextIO] = []  # the stream made once per process
+
+
+def _python_stderr() -> TextIO:
+    """A line-buffered stream on a copy of file descriptor 2, made `sys.stderr`: log lines and tracebacks
+    go there, and descriptor 2 itself is left to native libraries. The detector sends descriptor 2 to
+    /dev/null while MediaPipe runs (`consumer/detect.py`): LiteRT prints plain-text warnings from inside
+    an inference call, now and then, and the log must stay one JSON object per line."""
+    if not _PYTHON_STDERR:
+        sys.stderr.flush()
+        _PYTHON_STDERR.append(os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="backslashreplace"))
+        sys.stderr = _PYTHON_STDERR[0]
+    return _PYTHON_STDERR[0]

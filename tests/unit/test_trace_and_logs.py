@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import subprocess
+import sys
+from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
+from consumer.detect import FaceDetector
 from consumer.logs import JsonFormatter
+from consumer.model_files import DEFAULT_MODELS_DIR, ModelKind
 from consumer.records import OutgoingRecord
 from consumer.trace import child_of, traced
+from tests.support import REPO
 
 PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -54,3 +62,38 @@ def test_json_lines_hold_the_known_fields_and_nothing_else_attached() -> None:
     assert line["level"] == "info"
     assert "image" not in line
     assert "value" not in line
+
+
+NATIVE_NOISE = """
+import logging, os, sys
+from consumer.detect import native_stderr_silenced
+from consumer.logs import LogFormat, configure_logging
+configure_logging(LogFormat.JSON, verbose=False)
+with native_stderr_silenced():
+    os.write(2, b"W0000 inference_runner_litert.cc] Input tensor memory is not aligned\\n")  # as LiteRT writes
+    logging.getLogger("faceguard").warning("while the detector runs")
+logging.getLogger("faceguard").warning("after it")
+"""
+
+
+def test_log_lines_survive_the_detectors_silence_and_native_noise_does_not_reach_the_log() -> None:
+    """Descriptor 2 goes to /dev/null while MediaPipe runs; Python's log lines go to their own copy of it."""
+    done = subprocess.run(
+        [sys.executable, "-c", NATIVE_NOISE], capture_output=True, text=True, timeout=60, cwd=REPO, check=True
+    )
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [line["message"] for line in lines] == ["while the detector runs", "after it"]
+
+
+def test_every_detection_runs_inside_the_silence(monkeypatch: pytest.MonkeyPatch) -> None:
+    entered = []
+
+    @contextlib.contextmanager
+    def recorded() -> Iterator[None]:
+        entered.append(True)
+        yield
+
+    with FaceDetector(ModelKind.SHORT_RANGE, DEFAULT_MODELS_DIR, 0.5) as detector:
+        monkeypatch.setattr("consumer.detect.native_stderr_silenced", recorded)
+        detector.detect(np.zeros((64, 64, 3), np.uint8))
+        assert entered  # before closing, which is silenced too
