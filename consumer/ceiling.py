@@ -20,8 +20,8 @@ from consumer.detect import FaceDetector
 from consumer.evaluate import HEIGHT_BUCKETS, NO_MATCH_IOU, AnnotatedImage, bucket_of
 from consumer.image_types import Detection, Pixels
 from consumer.model_files import MODEL_FILES, ModelKind
-from consumer.scan import rgb_view, whole_scale
-from consumer.tiling import Window, to_source, windows
+from consumer.scan import cut_tiles, rgb_view, whole_scale
+from consumer.tiling import Window, to_source
 from consumer.turns import Turn, turned, unturned
 
 
@@ -40,13 +40,8 @@ def view_detections(detector: FaceDetector, pixels: Pixels, view: View, overlap:
     image = rgb_view(pixels, scale)
     scaled_h, scaled_w = image.shape[:2]
     image = turned(image, view.turn)
-    if view.scale is None:
-        tiles = [(Window(0, 0, max(image.shape[:2])), image)]
-    else:
-        cuts = windows(image.shape[1], image.shape[0], side, overlap)
-        tiles = [(w, image[w.y : w.y + side, w.x : w.x + side]) for w in cuts]
     found = []
-    for window, tile in tiles:
+    for window, tile in cut_tiles(image, None if view.scale is None else side, overlap):
         for detection in detector.detect(tile):
             in_view = to_source(detection.box, window, 1.0, image.shape[1], image.shape[0])
             box = unturned(in_view, view.turn, scaled_w, scaled_h)

@@ -10,6 +10,7 @@ lines are routed through the `kafka` logger and come out the same way.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -78,16 +79,12 @@ def configure_logging(log_format: LogFormat, verbose: bool) -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
-_PYTHON_STDERR: list[TextIO] = []  # the stream made once per process
-
-
+@functools.cache  # one copy per process
 def _python_stderr() -> TextIO:
     """A line-buffered stream on a copy of file descriptor 2, made `sys.stderr`: log lines and tracebacks
     go there, and descriptor 2 itself is left to native libraries. The detector sends descriptor 2 to
     /dev/null while MediaPipe runs (`consumer/detect.py`): LiteRT prints plain-text warnings from inside
     an inference call, now and then, and the log must stay one JSON object per line."""
-    if not _PYTHON_STDERR:
-        sys.stderr.flush()
-        _PYTHON_STDERR.append(os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="backslashreplace"))
-        sys.stderr = _PYTHON_STDERR[0]
-    return _PYTHON_STDERR[0]
+    sys.stderr.flush()
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+    return sys.stderr

@@ -75,11 +75,7 @@ class ScanDetector:
                 viewed.remove(scale)
                 if scale not in viewed:
                     del views[scale]
-                if scan_pass.scale is None:
-                    tiles = [(Window(0, 0, max(view.shape[:2])), view)]
-                else:
-                    cuts = windows(view.shape[1], view.shape[0], side, self.strategy.tile_overlap)
-                    tiles = [(w, view[w.y : w.y + side, w.x : w.x + side]) for w in cuts]
+                tiles = cut_tiles(view, None if scan_pass.scale is None else side, self.strategy.tile_overlap)
                 del view
             faces, new_hints = self._run(scan_pass, tiles, scale, (width, height))
             found += faces
@@ -153,6 +149,15 @@ class ScanDetector:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def cut_tiles(view: np.ndarray, side: int | None, overlap: float) -> list[tuple[Window, np.ndarray]]:
+    """`view` cut into overlapping square tiles of `side`, each with its window; `side` None: the whole
+    view as one tile, which MediaPipe fits into the network's input."""
+    if side is None:
+        return [(Window(0, 0, max(view.shape[:2])), view)]
+    cuts = windows(view.shape[1], view.shape[0], side, overlap)
+    return [(w, view[w.y : w.y + side, w.x : w.x + side]) for w in cuts]
 
 
 def _guided_tiles(
