@@ -41,12 +41,10 @@ RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonex
 COPY --from=build /app/.venv /app/.venv
 COPY --from=build /app/models /app/models
 # No bytecode writes (the root filesystem is read-only; it was compiled at build time), no output
-# buffering (log lines reach the collector at once), temp files in /tmp only (matplotlib, which
-# mediapipe imports, otherwise looks for a cache folder in the home the user does not have).
+# buffering (log lines reach the collector at once), temp files in /tmp only.
 ENV PATH=/app/.venv/bin:$PATH \
     FACEGUARD_MODELS_DIR=/app/models \
     FACEGUARD_PROBE_PORT=9400 \
-    MPLCONFIGDIR=/tmp/matplotlib \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TMPDIR=/tmp

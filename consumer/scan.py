@@ -21,9 +21,8 @@ import cv2
 import numpy as np
 
 from consumer.decode import to_rgb8
-from consumer.detect import FaceDetector
+from consumer.detect import RUNTIME, FaceDetector
 from consumer.image_types import Box, Detection, Pixels, Point
-from consumer.mediapipe_runtime import mp
 from consumer.merge import suppress_overlaps
 from consumer.model_files import MODEL_FILES, ModelKind
 from consumer.strategy import Pass, SecondLook, Strategy
@@ -48,7 +47,7 @@ class ScanDetector:
         files = [MODEL_FILES[model] for model in strategy.models]
         self.info = ModelInfo(
             name="+".join(f.name for f in files),
-            version=f"mediapipe-{mp.__version__}/" + "+".join(f"sha256:{f.sha256[:12]}" for f in files),
+            version=f"{RUNTIME}/" + "+".join(f"sha256:{f.sha256[:12]}" for f in files),
             min_confidence=min(p.min_score for p in strategy.passes),
             preset=strategy.preset.value,
             passes=strategy.describe(),

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -66,17 +64,3 @@ def test_silencing_native_stderr_from_overlapping_threads_restores_it() -> None:
         thread.join()
     after = os.fstat(2)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
-
-
-def test_mediapipe_loads_without_matplotlib_which_arrives_when_first_used() -> None:
-    probe = (
-        "import sys\n"
-        "import consumer.detect\n"
-        "from mediapipe.tasks.python.vision import drawing_utils\n"
-        "print(type(sys.modules['matplotlib.pyplot']).__name__)\n"
-        "print(callable(drawing_utils.plt.figure))\n"
-        "import matplotlib.pyplot\n"
-        "print(type(sys.modules['matplotlib.pyplot']).__name__, hasattr(matplotlib.pyplot, 'subplots'))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert result.stdout.split("\n")[:3] == ["_ImportedOnFirstUse", "True", "module True"]

@@ -57,9 +57,10 @@ def picture() -> tuple[np.ndarray, list[Box]]:
 # 1/2 size and finds the 41-px ones; balanced scans it only at 1/4 size, where a 41-px head is 10 px and
 # scores 0.05 to 0.21 (measured; its hints start at 0.1), so it is held to finding them from 60 px up.
 # Strays on the coffee background, textures larger than the second look checks (measured): thorough leans to
-# recall and keeps 7, 68 to 140 px tall; balanced 2, of 85 and 104 px (1 while its 1/2-size pass left hints
-# only from 0.15: the full-size tiles the hints from 0.12 add find the 85-px one, at 0.44).
-@pytest.mark.parametrize(("preset", "scale", "most_strays"), [(Preset.BALANCED, 0.6, 2), (Preset.THOROUGH, SCALE, 8)])
+# recall and keeps 7, 68 to 140 px tall; balanced 3, of 85, 104 and 28 px (1 while its 1/2-size pass left hints
+# only from 0.15: the full-size tiles the hints from 0.12 add find the 85-px one, at 0.44; the 28-px one, at
+# 0.30, appeared when LiteRT replaced MediaPipe's Tasks graph, whose decoding differs only at edges).
+@pytest.mark.parametrize(("preset", "scale", "most_strays"), [(Preset.BALANCED, 0.6, 3), (Preset.THOROUGH, SCALE, 8)])
 def test_tiled_presets_find_every_lone_small_face_once(preset: Preset, scale: float, most_strays: int) -> None:
     pixels, faces = small_faces_picture(scale)
     with ScanDetector(PRESETS[preset], DEFAULT_MODELS_DIR) as detector:

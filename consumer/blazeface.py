@@ -1,0 +1,109 @@
+"""BlazeFace's raw outputs turned into faces, the way MediaPipe's face detector graph does it.
+
+BlazeFace is a single-shot detector: for each anchor of a fixed grid over its square
+input it gives one score logit and 16 regression values (the box centre's offset
+from the anchor, the box's width and height, then six keypoints), all in input
+pixels. MediaPipe's FaceDetectorGraph decodes them with SsdAnchorsCalculator,
+TensorsToDetectionsCalculator and NonMaxSuppressionCalculator; the options it sets
+are the constants here. `tests/unit/test_blazeface.py` holds this module to
+MediaPipe's own Tasks FaceDetector on real tiles: the same faces, the same scores,
+the same boxes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from consumer.model_files import ModelKind
+
+FloatArray = npt.NDArray[np.floating[Any]]
+
+# (stride, anchors per grid cell) of each feature map, finest first. MediaPipe's anchor options:
+# short range, 4 layers with strides 8, 16, 16, 16 and an interpolated anchor per layer, which
+# gives 2 anchors per cell at stride 8 and 6 (three layers merged) at stride 16: 896 in all;
+# full range, one layer with stride 4 and no interpolated anchor: 2304.
+ANCHOR_GRIDS: dict[ModelKind, tuple[tuple[int, int], ...]] = {
+    ModelKind.SHORT_RANGE: ((8, 2), (16, 6)),
+    ModelKind.FULL_RANGE: ((4, 1),),
+}
+SUPPRESSION_IOU = 0.3  # MediaPipe's FaceDetectorOptions.min_suppression_threshold default
+SCORE_CLIP = 100.0  # logits are clipped to +-100 before the sigmoid
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A face the network found, in input pixels (corners as floats), with its score."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float
+
+
+def anchor_centres(kind: ModelKind, side: int) -> FloatArray:
+    """The centre of every anchor of `kind`'s network for a `side` x `side` input, in input pixels,
+    in the order of the network's outputs (row by row, then the anchors of a cell)."""
+    parts = []
+    for stride, per_cell in ANCHOR_GRIDS[kind]:
+        cells = math.ceil(side / stride)
+        ys, xs = np.mgrid[0:cells, 0:cells]
+        centres = (np.stack([xs, ys], axis=-1).reshape(-1, 2) + 0.5) * (side / cells)
+        parts.append(np.repeat(centres, per_cell, axis=0))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def score_logit(min_score: float) -> float:
+    """The logit a score must reach to be at least `min_score` after the sigmoid."""
+    if min_score <= 0:
+        return -math.inf
+    if min_score >= 1:
+        return math.inf
+    return math.log(min_score / (1 - min_score))
+
+
+def decode(regressors: FloatArray, logits: FloatArray, centres: FloatArray, min_logit: float) -> list[Candidate]:
+    """The faces in one output of the network (`regressors` (n, 16), `logits` (n,)) scoring at least
+    `min_logit`, merged by MediaPipe's weighted non-maximum suppression, best score first."""
+    keep = np.flatnonzero(logits >= min_logit)
+    if keep.size == 0:
+        return []
+    raw = regressors[keep]
+    cx = raw[:, 0] + centres[keep, 0]
+    cy = raw[:, 1] + centres[keep, 1]
+    half_w, half_h = raw[:, 2] / 2, raw[:, 3] / 2
+    boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
+    scores = 1 / (1 + np.exp(-np.clip(logits[keep], -SCORE_CLIP, SCORE_CLIP)))
+    valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return weighted_suppression(boxes[valid], scores[valid])
+
+
+def weighted_suppression(boxes: FloatArray, scores: FloatArray) -> list[Candidate]:
+    """MediaPipe's WEIGHTED non-maximum suppression: the best remaining box takes every remaining box
+    overlapping it by more than `SUPPRESSION_IOU` (itself included) and becomes their score-weighted
+    mean, keeping its own score. Best score first."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, scores = boxes[order], scores[order]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    remaining = np.arange(len(scores))
+    found = []
+    while remaining.size:
+        top = boxes[remaining[0]]
+        rest = boxes[remaining]
+        width = np.clip(np.minimum(top[2], rest[:, 2]) - np.maximum(top[0], rest[:, 0]), 0, None)
+        height = np.clip(np.minimum(top[3], rest[:, 3]) - np.maximum(top[1], rest[:, 1]), 0, None)
+        overlap = width * height
+        union = areas[remaining[0]] + areas[remaining] - overlap
+        iou = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
+        taken = iou > SUPPRESSION_IOU
+        taken[0] = True
+        weights = scores[remaining[taken]]
+        x0, y0, x1, y1 = (rest[taken] * weights[:, None]).sum(axis=0) / weights.sum()
+        found.append(Candidate(float(x0), float(y0), float(x1), float(y1), float(scores[remaining[0]])))
+        remaining = remaining[~taken]
+    return found
