@@ -16,7 +16,7 @@ with ops/bench.py's worker on the 2-24 MP photos: peak RSS 447 and 466 MB
 without it, 399 and 409 MB with it.
 
 Each thread that allocates also gets an arena of its own (up to eight per core):
-the processing threads, MediaPipe's graph threads and librdkafka's, each keeping
+the processing threads, the model runtime's threads and librdkafka's, each keeping
 freed memory up to the trim threshold. `configure_heap` makes all threads share
 one arena, unless glibc's own MALLOC_ARENA_MAX is set, which then decides.
 Measured with the same worker on the 2-24 MP photos, runs alternated: peak RSS

@@ -83,7 +83,7 @@ def configure_logging(log_format: LogFormat, verbose: bool) -> None:
 def _python_stderr() -> TextIO:
     """A line-buffered stream on a copy of file descriptor 2, made `sys.stderr`: log lines and tracebacks
     go there, and descriptor 2 itself is left to native libraries. The detector sends descriptor 2 to
-    /dev/null while MediaPipe runs (`consumer/detect.py`): LiteRT prints plain-text warnings from inside
+    /dev/null while a model runs (`consumer/detect.py`): LiteRT prints plain-text warnings from inside
     an inference call, now and then, and the log must stay one JSON object per line."""
     sys.stderr.flush()
     sys.stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="backslashreplace")

@@ -33,7 +33,7 @@ class ModelFile:
     name: str
     filename: str
     sha256: str
-    input_side: int  # the square input the network sees; MediaPipe letterboxes every image into it
+    input_side: int  # the square input the network sees; the detector fits every image into it
 
 
 MODEL_FILES: dict[ModelKind, ModelFile] = {

@@ -1,6 +1,6 @@
 """The processing threads: a bounded pool, one `RecordProcessor` (and so one detector) per thread.
 
-MediaPipe and OpenCV release the GIL while they work, so threads scale on this
+LiteRT and OpenCV release the GIL while they work, so threads scale on this
 kind of machine (measured: 1.8x with two threads on two cores, against 2.06x
 for two processes, which would need every image copied between processes).
 The consumer thread submits records and collects completions; a processing

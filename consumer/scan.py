@@ -152,7 +152,7 @@ class ScanDetector:
 
 def cut_tiles(view: np.ndarray, side: int | None, overlap: float) -> list[tuple[Window, np.ndarray]]:
     """`view` cut into overlapping square tiles of `side`, each with its window; `side` None: the whole
-    view as one tile, which MediaPipe fits into the network's input."""
+    view as one tile, which the detector fits into the network's input."""
     if side is None:
         return [(Window(0, 0, max(view.shape[:2])), view)]
     cuts = windows(view.shape[1], view.shape[0], side, overlap)
@@ -176,8 +176,8 @@ def _guided_tiles(
 
 def whole_scale(model: ModelKind, width: int, height: int) -> float:
     """The scale a whole-image pass resizes the image by: down by the largest whole factor that leaves its
-    long side at least the network's input (128 or 192 px), so MediaPipe shrinks it at most twofold more.
-    Handing MediaPipe the full photo instead gave no better recall on the wider-val photos (`fast` masked
+    long side at least the network's input (128 or 192 px), so the detector shrinks it at most twofold more.
+    Handing MediaPipe's Tasks detector the full photo instead gave no better recall on the wider-val photos (`fast` masked
     15.9% against 16.5%, measured), and cost a full-size RGB copy of photos of a few megapixels and
     MediaPipe's own copy of that."""
     return 1.0 / max(1, max(width, height) // MODEL_FILES[model].input_side)

@@ -4,7 +4,7 @@ A strategy is a list of passes. A tiled pass resizes the image by `scale` and cu
 it into overlapping square tiles of the network's own input size, so a face `h`
 pixels tall reaches the network `h * scale` pixels tall wherever it is in the
 image, instead of being shrunk with the whole image into 128 or 192 pixels. A
-whole-image pass runs once (MediaPipe fits the image into the input).
+whole-image pass runs once (the detector fits the image into the input).
 
 Small faces need the image at full size, where it is about a hundred short-range
 tiles, but only a few of them hold a face. So a pass can leave hints: its weak

@@ -12,7 +12,7 @@ installed from PyPI into its own virtual environment under .cache/peers (once),
 runs CenterFace on the OpenCV backend at its default threshold on the same
 images, and is scored the same way twice: with its own default mask scale (1.3:
 each side grown by 30% of the box), as its masks cover faces, and on its bare
-boxes. Both run on one core (MediaPipe runs single-threaded here; deface's
+boxes. Both run on one core (LiteRT runs single-threaded here; deface's
 OpenCV network is held to one thread), so the detection times compare CPU per
 image. The peer is never needed by the test suite.
 """
