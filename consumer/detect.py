@@ -6,9 +6,10 @@ decodes the network's outputs as MediaPipe's face detector graph does. Against
 MediaPipe's Tasks FaceDetector on the same tiles, this finds the same faces with
 the same scores, and costs 1.17 ms per 128-px short-range tile instead of 1.58, and
 3.90 ms per 192-px full-range tile instead of 4.66 (300 tiles, one core): the Tasks
-graph's own overhead, paid on every tile of every pass, is gone. A `FaceDetector` loads its model once (after the sha256 check) and
-is closed explicitly. `consumer/scan.py` owns one per model and thread; it is never
-shared between threads (LiteRT releases the GIL while the network runs).
+graph's own overhead, paid on every tile of every pass, is gone. A `FaceDetector`
+loads its model once (after the sha256 check) and is closed explicitly.
+`consumer/scan.py` owns one per model and thread; it is never shared between
+threads (LiteRT releases the GIL while the network runs).
 """
 
 from __future__ import annotations

@@ -177,9 +177,9 @@ def _guided_tiles(
 def whole_scale(model: ModelKind, width: int, height: int) -> float:
     """The scale a whole-image pass resizes the image by: down by the largest whole factor that leaves its
     long side at least the network's input (128 or 192 px), so the detector shrinks it at most twofold more.
-    Handing MediaPipe's Tasks detector the full photo instead gave no better recall on the wider-val photos (`fast` masked
-    15.9% against 16.5%, measured), and cost a full-size RGB copy of photos of a few megapixels and
-    MediaPipe's own copy of that."""
+    Handing MediaPipe's Tasks detector the full photo instead gave no better recall on the wider-val photos
+    (`fast` masked 15.9% against 16.5%, measured), and cost a full-size RGB copy of photos of a few
+    megapixels and the detector's own copy of that."""
     return 1.0 / max(1, max(width, height) // MODEL_FILES[model].input_side)
 
 
