@@ -101,7 +101,8 @@ class FaceDetector:
         self.detect(np.zeros((side, side, 3), np.uint8))  # the first inference prepares the delegate
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an 8-bit RGB image, boxes rounded outwards and clipped to it, best score first.
+        """Faces in an 8-bit RGB image, best score first; boxes in whole pixels as MediaPipe reports them
+        (corner and size truncated; the presets' size limits were tuned on those), clipped to the image.
 
         An image that is not the network's square input is fitted into it as MediaPipe does it: resized
         to its longer side, keeping its aspect ratio, centred, and padded black."""
