@@ -31,6 +31,10 @@ ANCHOR_GRIDS: dict[ModelKind, tuple[tuple[int, int], ...]] = {
     ModelKind.SHORT_RANGE: ((8, 2), (16, 6)),
     ModelKind.FULL_RANGE: ((4, 1),),
 }
+# The networks are fully convolutional up to their output rows, so short range also runs on larger
+# squares (a multiple of its coarsest stride, so that its grid stays whole); the full-range model's
+# sparse layers cannot be resized by LiteRT (measured: XNNPACK fails to prepare them).
+RESIZABLE = frozenset({ModelKind.SHORT_RANGE})
 SUPPRESSION_IOU = 0.3  # MediaPipe's FaceDetectorOptions.min_suppression_threshold default
 SCORE_CLIP = 100.0  # logits are clipped to +-100 before the sigmoid
 
@@ -56,6 +60,19 @@ def anchor_centres(kind: ModelKind, side: int) -> FloatArray:
         centres = (np.stack([xs, ys], axis=-1).reshape(-1, 2) + 0.5) * (side / cells)
         parts.append(np.repeat(centres, per_cell, axis=0))
     return np.concatenate(parts).astype(np.float32)
+
+
+def check_input_side(kind: ModelKind, side: int, native: int) -> None:
+    """Raise ValueError unless `kind`'s network (whose own input is `native` px) can run on `side`-px squares."""
+    if side == native:
+        return
+    coarsest = max(stride for stride, _ in ANCHOR_GRIDS[kind])
+    if kind not in RESIZABLE or side < native or side % coarsest:
+        raise ValueError(
+            f"the {kind.value} network runs on {native}-px squares"
+            + (f" or larger multiples of {coarsest} px" if kind in RESIZABLE else " only")
+            + f", not {side} px"
+        )
 
 
 def score_logit(min_score: float) -> float:

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from consumer.blazeface import anchor_centres, decode, score_logit
+from consumer.blazeface import anchor_centres, check_input_side, decode, score_logit
 from consumer.errors import SetupError
 from consumer.image_types import Box, Detection
 from consumer.model_files import MODEL_FILES, ModelFileError, ModelKind, verified_model_path
@@ -81,24 +81,30 @@ def native_stderr_silenced() -> Iterator[None]:
 class FaceDetector:
     """Finds faces in RGB images with one BlazeFace model."""
 
-    def __init__(self, kind: ModelKind, models_dir: Path, min_confidence: float) -> None:
-        """Load the model. Raises SetupError when its file is missing or altered."""
+    def __init__(self, kind: ModelKind, models_dir: Path, min_confidence: float, side: int | None = None) -> None:
+        """Load the model, to run on `side`-px squares (default: the network's own input; short range can
+        run on larger ones). Raises SetupError when its file is missing or altered, ValueError for a side
+        the network cannot take."""
+        self.model = MODEL_FILES[kind]
+        self.side = side or self.model.input_side
+        check_input_side(kind, self.side, self.model.input_side)
         try:
             path = verified_model_path(kind, models_dir)
         except ModelFileError as exc:
             raise SetupError(str(exc)) from exc
-        self.model = MODEL_FILES[kind]
-        side = self.model.input_side
         with native_stderr_silenced():  # LiteRT announces its CPU delegate in plain text
             self._interpreter = Interpreter(model_path=str(path), num_threads=1)
+            self._input_index = self._interpreter.get_input_details()[0]["index"]
+            self._interpreter.resize_tensor_input(self._input_index, [1, self.side, self.side, 3], strict=False)
             self._interpreter.allocate_tensors()
-        self._input_index = self._interpreter.get_input_details()[0]["index"]
-        outputs = {int(o["shape"][-1]): o["index"] for o in self._interpreter.get_output_details()}
-        self._regressors_index, self._logits_index = outputs[16], outputs[1]
-        self._input = np.zeros((1, side, side, 3), np.float32)
-        self._centres = anchor_centres(kind, side)
+        outputs = {int(o["shape"][-1]): o for o in self._interpreter.get_output_details()}
+        self._regressors_index, self._logits_index = outputs[16]["index"], outputs[1]["index"]
+        self._input = np.zeros((1, self.side, self.side, 3), np.float32)
+        self._centres = anchor_centres(kind, self.side)
+        if int(outputs[1]["shape"][1]) != len(self._centres):
+            raise SetupError(f"{self.model.filename} gives {outputs[1]['shape'][1]} anchors, not {len(self._centres)}")
         self._min_logit = score_logit(min_confidence)
-        self.detect(np.zeros((side, side, 3), np.uint8))  # the first inference prepares the delegate
+        self.detect(np.zeros((self.side, self.side, 3), np.uint8))  # the first inference prepares the delegate
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in an 8-bit RGB image, best score first; boxes in whole pixels as MediaPipe reports them
@@ -107,7 +113,7 @@ class FaceDetector:
         An image that is not the network's square input is fitted into it as MediaPipe does it: resized
         to its longer side, keeping its aspect ratio, centred, and padded black."""
         height, width = rgb.shape[:2]
-        side = self.model.input_side
+        side = self.side
         scale = side / max(width, height)
         fitted_w, fitted_h = max(1, round(width * scale)), max(1, round(height * scale))
         left, top = (side - fitted_w) // 2, (side - fitted_h) // 2

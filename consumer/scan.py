@@ -25,7 +25,7 @@ from consumer.detect import RUNTIME, FaceDetector
 from consumer.image_types import Box, Detection, Pixels, Point
 from consumer.merge import suppress_overlaps
 from consumer.model_files import MODEL_FILES, ModelKind
-from consumer.strategy import Pass, SecondLook, Strategy
+from consumer.strategy import DetectorKey, Pass, SecondLook, Strategy
 from consumer.tiling import Window, holding, to_source, windows
 from consumer.turns import Turn, turned, unturned
 from schemas import ModelInfo
@@ -37,10 +37,10 @@ class ScanDetector:
     def __init__(self, strategy: Strategy, models_dir: Path) -> None:
         """Load each model the strategy uses. Raises SetupError when a model file is missing or altered."""
         self.strategy = strategy
-        self._detectors: dict[tuple[ModelKind, float], FaceDetector] = {}
+        self._detectors: dict[DetectorKey, FaceDetector] = {}
         try:
-            for model, threshold in strategy.detectors:
-                self._detectors[model, threshold] = FaceDetector(model, models_dir, threshold)
+            for model, threshold, side in strategy.detectors:
+                self._detectors[model, threshold, side] = FaceDetector(model, models_dir, threshold, side)
         except BaseException:
             self.close()
             raise
@@ -64,7 +64,7 @@ class ScanDetector:
         found: list[Detection] = []
         hints: list[Point] = []  # centres of the last pass's small weak faces, in source pixels, for a guided pass
         for scan_pass, scale in zip(passes, scales, strict=True):
-            side = MODEL_FILES[scan_pass.model].input_side
+            side = scan_pass.side
             if scan_pass.guided:
                 tiles = _guided_tiles(pixels, scale, side, self.strategy.tile_overlap, hints)
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import cv2
 import numpy as np
 import pytest
 from mediapipe import Image as MpImage
@@ -16,6 +17,7 @@ from consumer.detect import FaceDetector, native_stderr_silenced
 from consumer.image_types import Box
 from consumer.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
 from consumer.scan import cut_tiles, rgb_view
+from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, annotated_images, images_with_large_faces, iou, read_image
 
 LOW_SCORE = 0.3  # low enough that every tile has weak candidates to merge
@@ -138,3 +140,26 @@ def test_on_other_sizes_it_finds_the_faces_mediapipe_finds(pair: tuple[ModelKind
             assert max(iou(box.as_tuple(), d.box.as_tuple()) for d in found) > 0.7, (path.name, box)
             compared += 1
     assert compared >= 6
+
+
+def test_short_range_on_a_larger_square_finds_each_face_where_it_is() -> None:
+    """Four astronauts in the quadrants of a 320-px square, the network run on it at once: each face is
+    found where it was pasted, so the anchor grid of the larger square is laid out as the network's."""
+    astronaut = cv2.resize(read_image(SAMPLES / "astronaut.png"), (160, 160), interpolation=cv2.INTER_AREA)
+    square = np.zeros((320, 320, 3), np.uint8)
+    x, y, w, h = (round(v * 160 / 512) for v in ASTRONAUT_FACE)
+    expected = []
+    for left, top in ((0, 0), (160, 0), (0, 160), (160, 160)):
+        square[top : top + 160, left : left + 160] = astronaut
+        expected.append((left + x, top + y, w, h))
+    with FaceDetector(ModelKind.SHORT_RANGE, DEFAULT_MODELS_DIR, 0.5, side=320) as detector:
+        found = detector.detect(cv2.cvtColor(square, cv2.COLOR_BGR2RGB))
+    for face in expected:
+        assert max(iou(face, d.box.as_tuple()) for d in found) > 0.6, (face, found)
+
+
+def test_a_square_the_network_cannot_take_is_refused() -> None:
+    with pytest.raises(ValueError, match="multiples of 16"):
+        FaceDetector(ModelKind.SHORT_RANGE, DEFAULT_MODELS_DIR, 0.5, side=200)
+    with pytest.raises(ValueError, match="192-px squares only"):
+        FaceDetector(ModelKind.FULL_RANGE, DEFAULT_MODELS_DIR, 0.5, side=384)

@@ -36,18 +36,51 @@ def test_the_passes_load_each_model_at_the_lowest_score_they_need_and_the_look_a
         Pass(ModelKind.SHORT_RANGE, 0.35, scale=1.0, guided=True),
     )
     strategy = Strategy(Preset.BALANCED, passes, SecondLook(min_score=0.3))
-    assert strategy.min_score(ModelKind.FULL_RANGE) == 0.5
-    assert strategy.min_score(ModelKind.SHORT_RANGE) == 0.25
+    assert [strategy.detector_of(p) for p in passes] == [
+        (ModelKind.FULL_RANGE, 0.5, 192),
+        (ModelKind.SHORT_RANGE, 0.25, 128),
+        (ModelKind.SHORT_RANGE, 0.25, 128),
+    ]
     assert strategy.models == [ModelKind.FULL_RANGE, ModelKind.SHORT_RANGE]
     assert strategy.detectors == [
-        (ModelKind.FULL_RANGE, 0.5),
-        (ModelKind.SHORT_RANGE, 0.25),
-        (ModelKind.SHORT_RANGE, 0.3),
+        (ModelKind.FULL_RANGE, 0.5, 192),
+        (ModelKind.SHORT_RANGE, 0.25, 128),
+        (ModelKind.SHORT_RANGE, 0.3, 128),
     ]
     assert strategy.describe()[-1].startswith("second look")
     assert len(strategy.describe()) == 4
     same = Strategy(Preset.BALANCED, passes, SecondLook(min_score=0.25))
-    assert same.detectors == [(ModelKind.FULL_RANGE, 0.5), (ModelKind.SHORT_RANGE, 0.25)]  # one detector serves both
+    assert same.detectors == [(ModelKind.FULL_RANGE, 0.5, 192), (ModelKind.SHORT_RANGE, 0.25, 128)]  # one serves both
+
+
+def test_a_pass_on_larger_windows_has_a_detector_of_its_own_at_its_models_lowest_score() -> None:
+    passes = (
+        Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.25, hints=Hints(0.1, 24)),
+        Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True, window=160),
+    )
+    strategy = Strategy(Preset.BALANCED, passes)
+    assert [strategy.detector_of(p) for p in passes] == [
+        (ModelKind.SHORT_RANGE, 0.1, 128),
+        (ModelKind.SHORT_RANGE, 0.1, 160),
+    ]
+    assert passes[1].side == 160
+    assert "x1 tiles of 160px at hints" in passes[1].describe()
+
+
+@pytest.mark.parametrize(
+    ("model", "scale", "window", "reason"),
+    [
+        (ModelKind.FULL_RANGE, 1.0, 384, "full_range network runs on 192-px squares only"),
+        (ModelKind.SHORT_RANGE, 1.0, 150, "or larger multiples of 16 px, not 150"),
+        (ModelKind.SHORT_RANGE, 1.0, 96, "not 96"),
+        (ModelKind.SHORT_RANGE, None, 160, "whole-image pass"),
+    ],
+)
+def test_windows_the_network_cannot_take_are_refused(
+    model: ModelKind, scale: float | None, window: int, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        Pass(model, 0.5, scale=scale, window=window)
 
 
 def test_a_look_finds_a_detection_when_a_face_is_centred_on_it() -> None:
