@@ -240,7 +240,7 @@ PRESETS: dict[Preset, Strategy] = {
         SecondLook(),
     ),
     # About three times balanced's cost: full range on tiles at 3/8 size, short range at 1/2 size, and at
-    # full size, also mirrored, wherever the 1/2 pass saw small faces.
+    # full size on 192-px windows, also mirrored, wherever the 1/2 pass saw small faces.
     Preset.THOROUGH: Strategy(
         Preset.THOROUGH,
         (
@@ -248,7 +248,7 @@ PRESETS: dict[Preset, Strategy] = {
             Pass(ModelKind.FULL_RANGE, 0.3, scale=0.375),
             Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.25),
             Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.5, max_face=64, hints=Hints(0.15, 32)),
-            Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True, mirrored=True),
+            Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True, mirrored=True, window=192),
         ),
         SecondLook(),
     ),
