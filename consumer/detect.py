@@ -129,8 +129,6 @@ class FaceDetector:
             self._interpreter.set_tensor(self._input_index, self._input)
             self._interpreter.invoke()
         logits = self._interpreter.get_tensor(self._logits_index)[0, :, 0]
-        if not (logits >= self._min_logit).any():
-            return []
         regressors = self._interpreter.get_tensor(self._regressors_index)[0]
         found = []
         for face in decode(regressors, logits, self._centres, self._min_logit):
