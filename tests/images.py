@@ -10,9 +10,9 @@ from tests.support import SAMPLES
 
 # The astronaut's face in samples/astronaut.png, as BlazeFace full-range reports it.
 ASTRONAUT_FACE = (173, 67, 103, 103)
-# Boxes the default preset may report on the astronaut photo: the face and up to two patches of the suit
-# below it (30 and 49 px, scores 0.53 and 0.58, measured). When in doubt, mask.
-ASTRONAUT_MOST_BOXES = 3
+# Boxes the default preset may report on the astronaut photo: the face, two patches of the suit below it
+# (37 and 43 px, scores 0.52 and 0.41) and one right of the face (37 px, 0.31), measured. When in doubt, mask.
+ASTRONAUT_MOST_BOXES = 4
 
 
 def exif_rotated_astronaut(path: Path) -> tuple[int, int]:

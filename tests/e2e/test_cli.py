@@ -114,9 +114,10 @@ def test_broker_storage_formats_with_a_cluster_id_that_starts_with_a_dash(
 
 def test_eval_reports_masked_faces_on_a_fixed_subset_above_the_regression_floor() -> None:
     """A regression guard on the first 40 wider-val photos, not the recall goal. Measured with the
-    default (balanced) preset: 60.4% masked, 71.8% of faces 16-32 px, 91.6% 32-64 px, 98.3% 64-128 px,
-    21 of the 22 above 128 px; 400 of 669 detections matching no face. The fast preset (whole-image
-    full-range at 0.5) masks 11.5% of the same faces."""
+    default (balanced) preset: 62.7% masked, 70.7% of faces 16-32 px, 92.6% 32-64 px, 98.3% 64-128 px,
+    21 of the 22 above 128 px; 496 of 765 detections matching no face (its 160-px full-size windows
+    find more faces and more textures: 400 of 669 on 128-px tiles). The fast preset (whole-image
+    full-range at 0.5) masks 12.0% of the same faces."""
     done = run(str(BIN / "faceguard"), "eval", "--limit", "40", "--json")
     assert done.returncode == 0, done.stderr
     assert "masked share" in done.stdout
@@ -127,4 +128,4 @@ def test_eval_reports_masked_faces_on_a_fixed_subset_above_the_regression_floor(
     assert summary["masked_share_by_height"]["32-64"] >= 0.85
     assert summary["masked_share_by_height"]["64-128"] >= 0.94
     assert summary["masked_share_by_height"][">128"] >= 0.90
-    assert summary["unmatched_share"] <= 0.61
+    assert summary["unmatched_share"] <= 0.67
