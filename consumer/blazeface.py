@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from consumer.model_files import ModelKind
+from consumer.model_files import MODEL_FILES, ModelKind
 
 FloatArray = npt.NDArray[np.floating[Any]]
 
@@ -62,8 +62,9 @@ def anchor_centres(kind: ModelKind, side: int) -> FloatArray:
     return np.concatenate(parts).astype(np.float32)
 
 
-def check_input_side(kind: ModelKind, side: int, native: int) -> None:
-    """Raise ValueError unless `kind`'s network (whose own input is `native` px) can run on `side`-px squares."""
+def check_input_side(kind: ModelKind, side: int) -> None:
+    """Raise ValueError unless `kind`'s network can run on `side`-px squares."""
+    native = MODEL_FILES[kind].input_side
     if side == native:
         return
     coarsest = max(stride for stride, _ in ANCHOR_GRIDS[kind])

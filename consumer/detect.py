@@ -87,7 +87,7 @@ class FaceDetector:
         the network cannot take."""
         self.model = MODEL_FILES[kind]
         self.side = side or self.model.input_side
-        check_input_side(kind, self.side, self.model.input_side)
+        check_input_side(kind, self.side)
         try:
             path = verified_model_path(kind, models_dir)
         except ModelFileError as exc:

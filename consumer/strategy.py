@@ -85,7 +85,7 @@ class Pass:
         if self.window is not None:
             if self.scale is None:
                 raise ValueError("a whole-image pass has no tiles to size")
-            check_input_side(self.model, self.window, MODEL_FILES[self.model].input_side)
+            check_input_side(self.model, self.window)
 
     @property
     def side(self) -> int:
