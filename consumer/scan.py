@@ -118,22 +118,25 @@ class ScanDetector:
         dropped = set()
         while pending:
             box = merged[pending[0]].box
-            seen = self._look_at(box, pixels, look)
+            wide = look.widens(box, [merged[i].box for i in pending[1:]])
+            seen = self._look_at(box, pixels, look, wide)
             if not look.finds(box, seen):
                 dropped.add(pending[0])
             pending = [
-                i for i in pending[1:] if not (look.finds(merged[i].box, seen) and look.shares(box, merged[i].box))
+                i
+                for i in pending[1:]
+                if not (look.finds(merged[i].box, seen) and look.shares(box, merged[i].box, wide))
             ]
         return [d for i, d in enumerate(merged) if i not in dropped]
 
-    def _look_at(self, box: Box, pixels: Pixels, look: SecondLook) -> list[Point]:
+    def _look_at(self, box: Box, pixels: Pixels, look: SecondLook, wide: bool) -> list[Point]:
         """The centres, in source pixels, of the faces the second look finds in its crop around `box`."""
-        side = MODEL_FILES[look.model].input_side
-        span = look.span(box)
+        side = look.side(wide)
+        span = look.span(box, wide)
         x0, y0 = round(box.centre.x - span / 2), round(box.centre.y - span / 2)
         crop = rgb_view(_crop(pixels, x0, y0, span), side / span)
         factor = crop.shape[1] / span  # crop pixels per source pixel
-        found = self._detectors[look.detector].detect(crop)  # loaded at the look's score: no filter needed
+        found = self._detectors[look.detector(wide)].detect(crop)  # loaded at the look's score: no filter needed
         return [Point(x0 + d.box.centre.x / factor, y0 + d.box.centre.y / factor) for d in found]
 
     def close(self) -> None:

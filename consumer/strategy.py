@@ -132,7 +132,11 @@ class SecondLook:
     In a crowd, one crop holds several detections waiting for their look. A face
     found centred on a neighbour that `shares` the crop confirms the neighbour
     too, which then needs no look of its own; a neighbour not found there still
-    gets its own look, centred on it, before it can be dropped.
+    gets its own look, centred on it, before it can be dropped. When at least
+    `crowd` waiting neighbours would share a wider crop, the look runs on a
+    `crowd_window`-px square instead, at the same zoom: the network (fully
+    convolutional) sees more of the crowd around the detection at once, and each
+    neighbour as far from the crop's edge as a narrow crop's shared ones are.
     """
 
     below_score: float = 0.75
@@ -143,19 +147,40 @@ class SecondLook:
     reach: float = 0.25  # a neighbour shares a crop when its centre is this share of the crop's side from the middle
     similar: float = 1.5  # ... and its longer side within this factor of the looked-at detection's
     model: ModelKind = ModelKind.SHORT_RANGE
+    crowd_window: int | None = 256  # the side of a look's square in a crowd; None: always the network's input
+    crowd: int = 4  # waiting neighbours the wider crop would share that make a crowd
+
+    def __post_init__(self) -> None:
+        if self.crowd_window is not None:
+            check_input_side(self.model, self.crowd_window)
 
     def needed(self, score: float, height: int) -> bool:
         """Whether a merged detection (score, height in source pixels) has to be found again to stay."""
         return score < self.below_score and height < self.max_height
 
-    @property
-    def detector(self) -> DetectorKey:
-        """The detector the look runs: its own, loaded at its score, on the network's own input."""
-        return self.model, self.min_score, MODEL_FILES[self.model].input_side
+    def widens(self, looked: Box, waiting: list[Box]) -> bool:
+        """Whether the look at `looked` runs on the crowd window: enough of the detections `waiting` for a
+        look would share it."""
+        return self.crowd_window is not None and sum(self.shares(looked, b, wide=True) for b in waiting) >= self.crowd
 
-    def span(self, box: Box) -> int:
-        """The side, in source pixels, of the square crop looked at for `box`."""
-        return max(8, round(self.zoom * max(box.w, box.h)))
+    def side(self, wide: bool) -> int:
+        """The side of the square the network runs on for a look (`wide`: in a crowd), in its pixels."""
+        native = MODEL_FILES[self.model].input_side
+        return self.crowd_window if wide and self.crowd_window is not None else native
+
+    def detector(self, wide: bool) -> DetectorKey:
+        """The detector a look runs (`wide`: in a crowd): its own, loaded at the look's score."""
+        return self.model, self.min_score, self.side(wide)
+
+    @property
+    def detectors(self) -> set[DetectorKey]:
+        """Every detector the looks run."""
+        return {self.detector(wide) for wide in (False, True)}
+
+    def span(self, box: Box, wide: bool = False) -> int:
+        """The side, in source pixels, of the square crop looked at for `box` (`wide`: in a crowd)."""
+        span = max(8, round(self.zoom * max(box.w, box.h)))
+        return span * self.side(wide) // MODEL_FILES[self.model].input_side
 
     def finds(self, box: Box, seen: list[Point]) -> bool:
         """Whether one of the centres `seen` by a look (source pixels) is the centre of `box`."""
@@ -163,9 +188,10 @@ class SecondLook:
         centre = box.centre
         return any(abs(p.x - centre.x) < tolerance and abs(p.y - centre.y) < tolerance for p in seen)
 
-    def shares(self, looked: Box, neighbour: Box) -> bool:
-        """Whether the crop of `looked` can confirm `neighbour`: near its middle and of a similar size."""
-        reach = self.reach * self.span(looked)
+    def shares(self, looked: Box, neighbour: Box, wide: bool = False) -> bool:
+        """Whether the crop of `looked` (`wide`: in a crowd) can confirm `neighbour`: of a similar size, and
+        as far from the crop's edge as one `reach` from the middle of a narrow crop is."""
+        reach = self.span(looked, wide) / 2 - (0.5 - self.reach) * self.span(looked)
         near = abs(neighbour.centre.x - looked.centre.x) <= reach and abs(neighbour.centre.y - looked.centre.y) <= reach
         ratio = max(neighbour.w, neighbour.h) / max(looked.w, looked.h, 1)
         return near and 1 / self.similar <= ratio <= self.similar
@@ -175,6 +201,7 @@ class SecondLook:
             f"second look at score<{self.below_score:g} under {self.max_height}px:"
             f" {self.model.value} on x{self.zoom:g} crop score>={self.min_score:g}"
             f", shared by neighbours within {self.reach:g} of it sized within x{self.similar:g}"
+            + ("" if self.crowd_window is None else f", on {self.crowd_window}px from {self.crowd} neighbours")
         )
 
 
@@ -208,13 +235,13 @@ class Strategy:
 
     @property
     def detectors(self) -> list[DetectorKey]:
-        """Each detector the strategy runs: one per model and tile side for the passes, and one for
-        the second look at its own score. A detector returns every candidate above its threshold, and a
+        """Each detector the strategy runs: one per model and tile side for the passes, and the second
+        look's at its own score (on the network's input and on the crowd window). A detector returns every candidate above its threshold, and a
         textured crop holds about 18 above 0.1 against 4 above 0.3: building them took the look 3.2 ms per crop
         instead of 2.2 (measured), so the look does not share the passes' detector at their lower threshold."""
         used = {self.detector_of(p) for p in self.passes}
         if self.second_look is not None:
-            used.add(self.second_look.detector)
+            used.update(self.second_look.detectors)
         return sorted(used)
 
     def describe(self) -> list[str]:

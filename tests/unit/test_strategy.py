@@ -35,7 +35,7 @@ def test_the_passes_load_each_model_at_the_lowest_score_they_need_and_the_look_a
         Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.375, hints=Hints(0.25, 24)),
         Pass(ModelKind.SHORT_RANGE, 0.35, scale=1.0, guided=True),
     )
-    strategy = Strategy(Preset.BALANCED, passes, SecondLook(min_score=0.3))
+    strategy = Strategy(Preset.BALANCED, passes, SecondLook(min_score=0.3, crowd_window=None))
     assert [strategy.detector_of(p) for p in passes] == [
         (ModelKind.FULL_RANGE, 0.5, 192),
         (ModelKind.SHORT_RANGE, 0.25, 128),
@@ -49,7 +49,7 @@ def test_the_passes_load_each_model_at_the_lowest_score_they_need_and_the_look_a
     ]
     assert strategy.describe()[-1].startswith("second look")
     assert len(strategy.describe()) == 4
-    same = Strategy(Preset.BALANCED, passes, SecondLook(min_score=0.25))
+    same = Strategy(Preset.BALANCED, passes, SecondLook(min_score=0.25, crowd_window=None))
     assert same.detectors == [(ModelKind.FULL_RANGE, 0.5, 192), (ModelKind.SHORT_RANGE, 0.25, 128)]  # one serves both
 
 
@@ -100,6 +100,23 @@ def test_a_look_shares_its_crop_with_near_neighbours_of_a_similar_size() -> None
     assert look.shares(looked, Box(110, 110, 30, 30))  # centre (125, 125), 1.5 times as large
     assert not look.shares(looked, Box(110, 110, 31, 31))
     assert not look.shares(looked, Box(113, 113, 13, 13))  # under 1/1.5 the size
+
+
+def test_a_look_widens_in_a_crowd_and_shares_the_wider_crop_as_far_from_its_edge() -> None:
+    look = SecondLook(zoom=4.0, reach=0.25, similar=1.5, crowd_window=256, crowd=2)
+    looked = Box(100, 100, 20, 20)  # narrow crop 80 px; wide crop 160 px, neighbours' centres within 60 px
+    assert look.span(looked, wide=True) == 160
+    assert look.shares(looked, Box(160, 40, 20, 20), wide=True)
+    assert not look.shares(looked, Box(161, 100, 20, 20), wide=True)
+    assert not look.shares(looked, Box(150, 100, 31, 31), wide=True)  # too large, wherever it is
+    assert not look.widens(looked, [Box(160, 40, 20, 20), Box(161, 100, 20, 20)])
+    assert look.widens(looked, [Box(160, 40, 20, 20), Box(40, 160, 20, 20)])
+    assert look.detectors == {(ModelKind.SHORT_RANGE, 0.3, 128), (ModelKind.SHORT_RANGE, 0.3, 256)}
+    never = SecondLook(crowd_window=None, crowd=0)
+    assert not never.widens(looked, [looked])
+    assert never.detectors == {(ModelKind.SHORT_RANGE, 0.3, 128)}
+    with pytest.raises(ValueError, match="not 250 px"):
+        SecondLook(crowd_window=250)
 
 
 def test_a_guided_pass_must_follow_a_pass_that_leaves_hints() -> None:
