@@ -165,8 +165,7 @@ class SecondLook:
 
     def side(self, wide: bool) -> int:
         """The side of the square the network runs on for a look (`wide`: in a crowd), in its pixels."""
-        native = MODEL_FILES[self.model].input_side
-        return self.crowd_window if wide and self.crowd_window is not None else native
+        return self.crowd_window if wide and self.crowd_window is not None else MODEL_FILES[self.model].input_side
 
     def detector(self, wide: bool) -> DetectorKey:
         """The detector a look runs (`wide`: in a crowd): its own, loaded at the look's score."""
@@ -180,7 +179,7 @@ class SecondLook:
     def span(self, box: Box, wide: bool = False) -> int:
         """The side, in source pixels, of the square crop looked at for `box` (`wide`: in a crowd)."""
         span = max(8, round(self.zoom * max(box.w, box.h)))
-        return span * self.side(wide) // MODEL_FILES[self.model].input_side
+        return span * self.side(wide) // self.side(wide=False)
 
     def finds(self, box: Box, seen: list[Point]) -> bool:
         """Whether one of the centres `seen` by a look (source pixels) is the centre of `box`."""

@@ -184,11 +184,12 @@ def test_a_crowd_is_looked_at_on_wider_squares(monkeypatch: pytest.MonkeyPatch) 
     eager = Pass(ModelKind.SHORT_RANGE, 0.2, scale=1.0)
     looks = {}
     for window in (None, 256):
-        look = SecondLook(below_score=1.0, crowd_window=window)
-        with ScanDetector(Strategy(Preset.THOROUGH, (eager,), look), DEFAULT_MODELS_DIR) as detector:
+        strategy = Strategy(Preset.THOROUGH, (eager,), SecondLook(below_score=1.0, crowd_window=window))
+        tiles = windows(canvas.shape[1], canvas.shape[0], eager.side, strategy.tile_overlap)
+        with ScanDetector(strategy, DEFAULT_MODELS_DIR) as detector:
             sides.clear()  # not the warm-up of loading
             found = detector.detect(canvas)
-            looks[window] = sides[len(windows(640, 480, 128, 0.25)) :]  # after the pass's tiles
+            looks[window] = sides[len(tiles) :]  # after the pass's tiles
         for face in faces:
             assert any(d.box.iou(face) > 0.4 for d in found), (window, face, found)
     assert set(looks[None]) == {128}
