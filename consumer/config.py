@@ -99,7 +99,15 @@ class Settings(BaseSettings):
         gt=0,
         description=(
             "Longest a finished record waits for its commit while every processing thread is busy "
-            "(with a thread idle, finished records are committed at once)."
+            "(with a thread idle, it waits at most min_commit_gap_s)."
+        ),
+    )
+    min_commit_gap_s: float = Field(
+        0.025,
+        ge=0,
+        description=(
+            "Shortest time between two commits while a processing thread is idle: records finishing "
+            "within it share a transaction. A record finishing after a longer quiet spell is committed at once."
         ),
     )
     poll_timeout_s: float = Field(1.0, gt=0)

@@ -342,6 +342,21 @@ class WatermarkReader:
         self._thread.join(5.0)
 
 
+def transactional_config(settings: Settings) -> dict[str, Any]:
+    """The librdkafka configuration of the worker's transactional producer."""
+    return {
+        **_producer_config(settings),
+        "transactional.id": settings.transactional_id,
+        "transaction.timeout.ms": int(settings.transaction_timeout_s * 1000),
+        # A transaction begun while the broker still writes the last one's commit markers is refused
+        # (CONCURRENT_TRANSACTIONS) and retried after this backoff. At librdkafka's 100 ms, back-to-back
+        # transactions took 100 ms each on the local broker instead of 13 (ops/bench_transactions.py); the
+        # Java client retries these after 20 ms. Repeated failures still back off exponentially to the max.
+        "retry.backoff.ms": 10,
+        "retry.backoff.max.ms": 1000,
+    }
+
+
 # Fatal errors that mean another producer took this transactional id.
 FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 
@@ -364,13 +379,7 @@ class TransactionalProducer:
 
     def _start_producer(self) -> Producer:
         settings = self._settings
-        producer = Producer(
-            {
-                **_producer_config(settings),
-                "transactional.id": settings.transactional_id,
-                "transaction.timeout.ms": int(settings.transaction_timeout_s * 1000),
-            }
-        )
+        producer = Producer(transactional_config(settings))
         try:
             producer.init_transactions(settings.delivery_timeout_s)
         except KafkaException as exc:

@@ -289,9 +289,12 @@ class Worker:
         """How long to wait for records when nothing is in flight."""
         if self._ready:  # records the breaker holds back: check it again soon
             return BUSY_WAIT_S
+        assert self.delivery is not None
         timeout = self._settings.poll_timeout_s
         if (due_in := self._delayed.next_due_in()) is not None:
             timeout = min(timeout, max(due_in, BUSY_WAIT_S))
+        if (commit_in := self.delivery.due_in()) is not None:  # finished records waiting out the commit gap
+            timeout = min(timeout, commit_in)
         return timeout
 
 

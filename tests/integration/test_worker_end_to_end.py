@@ -196,3 +196,17 @@ def test_a_presigned_urls_signature_stays_out_of_the_outputs(make_stack: MakeSta
         assert b"s3cr3tsig" not in (record.value or b"")
         assert all(b"s3cr3tsig" not in value for _, value in record.headers)
     assert "s3cr3tsig" not in stack.worker_log()
+
+
+def test_a_record_finishing_within_the_commit_gap_is_committed_when_the_gap_ends(make_stack: MakeStack) -> None:
+    """With nothing else in flight the worker waits on the consumer's poll; a record waiting out the commit gap
+    must cut that wait short, or its outputs would stay unreadable until the next request or the poll timeout."""
+    gap_s, poll_timeout_s = 3.0, 120.0
+    stack = make_stack(partitions=1)
+    stack.start_worker(FACEGUARD_MIN_COMMIT_GAP_S=str(gap_s), FACEGUARD_POLL_TIMEOUT_S=str(poll_timeout_s))
+    [first] = stack.submit(SAMPLES / "chelsea.png")
+    assert first in stack.outputs({first}).finished()
+    # The second request arrives and finishes well within the gap since the first one's commit.
+    stack.produce_raw([json.dumps({"request_id": "second", "image_ref": (SAMPLES / "coffee.png").as_uri()}).encode()])
+    outputs = stack.outputs({"second"}, timeout_s=gap_s + 20)
+    assert "second" in outputs.finished(), "not committed when the gap ended"

@@ -1,4 +1,4 @@
-"""When a delivery strategy commits: at once while a processing thread is idle, in batches while all are busy."""
+"""When a delivery strategy commits: soon while a processing thread is idle, in batches while all are busy."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class RecordingDelivery(Delivery):
 
 @pytest.fixture
 def delivery() -> RecordingDelivery:
-    settings = Settings(batch_size=3, commit_interval_s=3600)
+    settings = Settings(batch_size=3, commit_interval_s=3600, min_commit_gap_s=0)
     return RecordingDelivery(settings, OffsetTracker())
 
 
@@ -52,6 +52,28 @@ def test_with_a_thread_to_spare_each_finished_record_is_committed_at_once(delive
         finish(delivery, offset)
         delivery.commit(saturated=False)
     assert delivery.commits == [1, 1, 1]
+
+
+def test_with_a_thread_to_spare_records_finishing_close_together_share_a_commit() -> None:
+    gap = 0.2
+    settings = Settings(batch_size=100, commit_interval_s=3600, min_commit_gap_s=gap)
+    delivery = RecordingDelivery(settings, OffsetTracker())
+    assert delivery.due_in() is None  # nothing to commit
+    time.sleep(gap)  # a quiet spell: the first record goes at once
+    finish(delivery, 0)
+    assert delivery.due_in() == 0
+    delivery.commit(saturated=False)
+    assert delivery.commits == [1]
+    for offset in (1, 2):
+        finish(delivery, offset)
+        delivery.commit(saturated=False)
+    assert delivery.commits == [1]  # within the gap: they wait, and the worker polls again when they are due
+    due_in = delivery.due_in()
+    assert due_in is not None
+    assert 0 < due_in <= gap
+    time.sleep(due_in + 0.01)
+    delivery.commit(saturated=False)
+    assert delivery.commits == [1, 2]
 
 
 def test_with_every_thread_busy_records_wait_for_a_full_batch(delivery: RecordingDelivery) -> None:

@@ -7,6 +7,7 @@ import pytest
 from pydantic import SecretStr
 
 from consumer.config import Settings
+from consumer.kafka_io import transactional_config
 from consumer.strategy import Preset
 
 
@@ -50,3 +51,11 @@ def test_mutual_tls_files_reach_librdkafka(monkeypatch: pytest.MonkeyPatch) -> N
     assert config["ssl.ca.location"] == "/etc/faceguard/kafka-tls/ca.crt"
     assert config["ssl.certificate.location"] == "/etc/faceguard/kafka-tls/tls.crt"
     assert config["ssl.key.location"] == "/etc/faceguard/kafka-tls/tls.key"
+
+
+def test_the_transactional_producer_retries_a_refused_transaction_soon() -> None:
+    """librdkafka's 100-ms default made back-to-back commits take 100 ms each (ops/bench_transactions.py)."""
+    config = transactional_config(Settings())
+    assert config["retry.backoff.ms"] <= 20
+    assert config["retry.backoff.max.ms"] >= 1000  # a broker that keeps refusing is still backed off from
+    assert config["transactional.id"] == Settings().transactional_id
