@@ -64,9 +64,9 @@ class Delivery:
             self._metrics.committed(outcomes, time.monotonic() - started)
 
     def _due(self, saturated: bool) -> bool:
-        ready = self._tracker.committable_count
         if not saturated:
-            return ready > 0 and self.due_in() == 0
+            return self.due_in() == 0
+        ready = self._tracker.committable_count
         elapsed = time.monotonic() - self._last_commit
         return ready >= self._settings.batch_size or (ready > 0 and elapsed >= self._settings.commit_interval_s)
 
