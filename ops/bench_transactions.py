@@ -55,9 +55,10 @@ def joined_consumer(settings: Settings) -> Consumer:
 
 def series(settings: Settings, consumer: Consumer, backoff_ms: int, pause_s: float, count: int) -> str:
     """`count` transactions by one producer; a line of figures for the counted ones."""
-    config = {**transactional_config(settings), "transactional.id": f"bench-{uuid.uuid4().hex[:8]}"}
-    config["retry.backoff.ms"] = backoff_ms
-    producer = Producer(config)
+    transactional_id = f"bench-{uuid.uuid4().hex[:8]}"
+    producer = Producer(
+        {**transactional_config(settings), "transactional.id": transactional_id, "retry.backoff.ms": backoff_ms}
+    )
     producer.init_transactions(30)
     request = TopicPartition(settings.topic_requests, 0)
     totals, offsets_steps = [], []
