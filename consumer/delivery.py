@@ -34,6 +34,9 @@ from consumer.metrics import Metrics
 from consumer.offsets import Committable, OffsetTracker
 from consumer.process import Outcome
 
+# How often an idle worker serves delivery reports while outputs await their acknowledgement (at least once).
+ACKNOWLEDGEMENT_WAIT_S = 0.005
+
 
 class Delivery:
     """Shared commit pacing; subclasses decide what a commit publishes."""
@@ -75,6 +78,10 @@ class Delivery:
         if not self._tracker.committable_count:
             return None
         return max(0.0, self._settings.min_commit_gap_s - (time.monotonic() - self._last_commit))
+
+    def wake_in(self) -> float | None:
+        """Seconds until the worker's loop should turn again for this delivery's sake (None: no need)."""
+        return self.due_in()
 
     def drain(self) -> None:
         """Wait for outstanding acknowledgements, then commit everything committable."""
@@ -124,6 +131,7 @@ class AtLeastOnce(Delivery):
         super().__init__(settings, tracker, consumer, metrics)
         self._producer = producer
         self._rejected: str | None = None
+        self._unacknowledged = 0  # outputs sent whose delivery report has not been served yet
 
     def complete(self, outcome: Outcome) -> None:
         record = outcome.record
@@ -133,8 +141,10 @@ class AtLeastOnce(Delivery):
             self._tracker.finish(record.partition_key, record.offset, outcome)
             return
         unacknowledged = [len(outcome.outputs)]
+        self._unacknowledged += len(outcome.outputs)
 
         def acknowledged(error: str | None) -> None:
+            self._unacknowledged -= 1
             if error is not None:
                 self._rejected = self._rejected or error
                 return
@@ -150,6 +160,17 @@ class AtLeastOnce(Delivery):
         if self._rejected is not None:
             raise PublishError(f"an output was not acknowledged: {self._rejected}")
         super().commit(force, saturated)
+
+    def wake_in(self) -> float | None:
+        """Soon while outputs await their acknowledgement: delivery reports are served by `commit`, and the
+        worker would otherwise serve them only when its poll for new requests ends (`poll_timeout_s`), so
+        that the record would be counted finished, its latency observed and its offset committed that
+        much later (measured: 1.2 s of end-to-end latency per request spaced 1.5 s apart, against 27 ms
+        for its outputs to be readable)."""
+        due = super().wake_in()
+        if not self._unacknowledged:
+            return due
+        return ACKNOWLEDGEMENT_WAIT_S if due is None else min(due, ACKNOWLEDGEMENT_WAIT_S)
 
     def drain(self) -> None:
         undelivered = self._producer.flush(self._settings.delivery_timeout_s)

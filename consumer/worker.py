@@ -293,8 +293,8 @@ class Worker:
         timeout = self._settings.poll_timeout_s
         if (due_in := self._delayed.next_due_in()) is not None:
             timeout = min(timeout, max(due_in, BUSY_WAIT_S))
-        if (commit_in := self.delivery.due_in()) is not None:  # finished records waiting out the commit gap
-            timeout = min(timeout, commit_in)
+        if (wake_in := self.delivery.wake_in()) is not None:  # the commit gap ends, or acknowledgements come
+            timeout = min(timeout, wake_in)
         return timeout
 
 

@@ -129,6 +129,24 @@ def test_metrics_count_every_request_and_lag_returns_to_zero(make_stack: MakeSta
     assert max(len(line) for line in log.splitlines()) < 2000
 
 
+def test_at_least_once_a_record_counts_as_finished_when_its_outputs_are_acknowledged(make_stack: MakeStack) -> None:
+    """At least once, a record is finished when the broker has acknowledged its outputs, a few ms after they are
+    sent. An idle worker waits on its poll for new requests (here up to 120 s): it must still serve the
+    acknowledgements at once, or the record would be counted, its latency observed and its offset committed
+    only when that poll ends."""
+    stack = make_stack(partitions=1)
+    port = free_port()
+    stack.start_worker(
+        FACEGUARD_GUARANTEE="at_least_once", FACEGUARD_POLL_TIMEOUT_S="120", FACEGUARD_PROBE_PORT=str(port)
+    )
+    [request] = stack.submit(SAMPLES / "astronaut.png")
+    assert request in stack.outputs({request}, timeout_s=60).finished()
+    wait_for(lambda: total(scrape(port), "faceguard_records_finished_total") == 1, 20, "the record counted as finished")
+    samples = scrape(port)
+    assert value(samples, "faceguard_end_to_end_seconds_count") == 1
+    assert value(samples, "faceguard_end_to_end_seconds_sum") < 30  # the worker's start-up included; not 120
+
+
 def test_a_thread_on_one_record_past_the_deadline_makes_the_worker_not_live(
     make_stack: MakeStack, image_server: ImageServer
 ) -> None:

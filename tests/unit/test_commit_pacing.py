@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import cast
 
 import pytest
 
 from consumer.config import Settings
-from consumer.delivery import Delivery
-from consumer.kafka_io import RequestConsumer
+from consumer.delivery import ACKNOWLEDGEMENT_WAIT_S, AtLeastOnce, Delivery
+from consumer.kafka_io import OutputProducer, RequestConsumer
 from consumer.metrics import Metrics
 from consumer.offsets import Committable, OffsetTracker
 from consumer.process import Outcome, OutcomeKind
-from consumer.records import Record
+from consumer.records import OutgoingRecord, Record
 
 PARTITION = ("faceguard.requests", 0)
 
@@ -101,3 +102,33 @@ def test_nothing_committable_commits_nothing_and_force_takes_what_there_is(deliv
     delivery.commit(saturated=True)
     delivery.commit(force=True)
     assert delivery.commits == [1]
+
+
+class HeldAcknowledgements:
+    """An output producer whose acknowledgements come when the test serves them (no broker: pure logic)."""
+
+    def __init__(self) -> None:
+        self.waiting: list[Callable[[str | None], None]] = []
+
+    def send(self, record: OutgoingRecord, on_delivery: Callable[[str | None], None]) -> None:
+        self.waiting.append(on_delivery)
+
+    def serve(self) -> None:
+        for on_delivery in self.waiting:
+            on_delivery(None)
+        self.waiting.clear()
+
+
+def test_at_least_once_an_idle_worker_turns_soon_while_outputs_await_their_acknowledgement() -> None:
+    producer = HeldAcknowledgements()
+    settings = Settings(min_commit_gap_s=0)
+    tracker: OffsetTracker[Outcome] = OffsetTracker()
+    delivery = AtLeastOnce(settings, tracker, cast(RequestConsumer, None), Metrics(), cast(OutputProducer, producer))
+    assert delivery.wake_in() is None  # nothing sent, nothing to commit: the poll for requests may wait
+    tracker.consumed(PARTITION, 0)
+    outputs = [OutgoingRecord("faceguard.metadata", b"k", b"{}", []), OutgoingRecord("faceguard.masked", b"k", b"", [])]
+    delivery.complete(Outcome(Record(*PARTITION, 0, b"k", b"{}", 0), OutcomeKind.MASKED, outputs))
+    assert delivery.due_in() is None  # not finished until both outputs are acknowledged
+    assert delivery.wake_in() == ACKNOWLEDGEMENT_WAIT_S
+    producer.serve()
+    assert delivery.wake_in() == 0  # acknowledged: its offset is due
