@@ -106,9 +106,11 @@ class FaceDetector:
         self._min_logit = score_logit(min_confidence)
         self.detect(np.zeros((self.side, self.side, 3), np.uint8))  # the first inference prepares the delegate
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an 8-bit RGB image, best score first; boxes in whole pixels as MediaPipe reports them
-        (corner and size truncated; the presets' size limits were tuned on those), clipped to the image.
+    def detect(self, rgb: np.ndarray, min_score: float | None = None) -> list[Detection]:
+        """Faces in an 8-bit RGB image scoring at least `min_score` (default: the detector's own), best score
+        first; boxes in whole pixels as MediaPipe reports them (corner and size truncated; the presets' size
+        limits were tuned on those), clipped to the image. The score also decides which candidates the
+        suppression merges, so a face's box depends on it.
 
         An image that is not the network's square input is fitted into it as MediaPipe does it: resized
         to its longer side, keeping its aspect ratio, centred, and padded black."""
@@ -131,7 +133,8 @@ class FaceDetector:
         logits = self._interpreter.get_tensor(self._logits_index)[0, :, 0]
         regressors = self._interpreter.get_tensor(self._regressors_index)[0]
         found = []
-        for face in decode(regressors, logits, self._centres, self._min_logit):
+        min_logit = self._min_logit if min_score is None else score_logit(min_score)
+        for face in decode(regressors, logits, self._centres, min_logit):
             x0, y0 = (face.x0 - left) / scale, (face.y0 - top) / scale
             box = Box(int(x0), int(y0), int((face.x1 - face.x0) / scale), int((face.y1 - face.y0) / scale))
             box = box.clipped(width, height)

@@ -238,7 +238,8 @@ class Strategy:
         look's at its own score (on the network's input and on the crowd window). A detector returns every
         candidate above its threshold, and a textured crop holds about 18 above 0.1 against 4 above 0.3:
         building them took the look 3.2 ms per crop instead of 2.2 (measured), so the look does not share
-        the passes' detector at their lower threshold."""
+        the passes' detector at their lower threshold. Detectors differing only in their score run on one
+        network (`consumer/scan.py`)."""
         used = {self.detector_of(p) for p in self.passes}
         if self.second_look is not None:
             used.update(self.second_look.detectors)

@@ -12,7 +12,7 @@ from consumer.detect import FaceDetector, native_stderr_silenced
 from consumer.errors import SetupError
 from consumer.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
 from tests.images import ASTRONAUT_FACE
-from tests.support import SAMPLES, iou, read_image
+from tests.support import FACES, SAMPLES, iou, read_image
 
 
 @pytest.mark.parametrize("kind", list(ModelKind))
@@ -23,6 +23,21 @@ def test_both_models_find_the_astronaut_and_nothing_in_the_cat(kind: ModelKind) 
         assert face.score > 0.8
         assert detector.detect(to_rgb8(read_image(SAMPLES / "chelsea.png"))) == []
         assert detector.model.name == MODEL_FILES[kind].name
+
+
+def test_a_score_given_per_call_finds_what_a_detector_loaded_at_that_score_finds() -> None:
+    """`ScanDetector` runs detectors that differ only in their score on one network: the score given with
+    the call must give the very faces and boxes a detector of its own would (the score also decides which
+    candidates the suppression merges). Tiles of a crowd photo, at the scores `balanced` uses."""
+    photo = to_rgb8(read_image(FACES / "images" / "1_Handshaking_Handshaking_1_579.jpg"))
+    tiles = [photo[y : y + 128, x : x + 128] for y in range(0, photo.shape[0] - 128, 96) for x in range(0, 768, 96)]
+    with FaceDetector(ModelKind.SHORT_RANGE, DEFAULT_MODELS_DIR, 0.1) as shared:
+        for score in (0.1, 0.3, 0.5):
+            with FaceDetector(ModelKind.SHORT_RANGE, DEFAULT_MODELS_DIR, score) as own:
+                found = [own.detect(tile) for tile in tiles]
+                assert [shared.detect(tile, score) for tile in tiles] == found
+                assert sum(map(len, found)) > 0  # there was something to find
+        assert sum(len(shared.detect(tile, 0.3)) for tile in tiles) < sum(len(shared.detect(tile)) for tile in tiles)
 
 
 def test_an_altered_model_is_refused(tmp_path: Path) -> None:

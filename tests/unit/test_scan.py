@@ -143,10 +143,10 @@ def test_in_a_crowd_one_look_confirms_its_neighbours(monkeypatch: pytest.MonkeyP
     calls = 0
     detect = FaceDetector.detect
 
-    def counted(self: FaceDetector, rgb: np.ndarray) -> list[Detection]:
+    def counted(self: FaceDetector, rgb: np.ndarray, min_score: float | None = None) -> list[Detection]:
         nonlocal calls
         calls += 1
-        return detect(self, rgb)
+        return detect(self, rgb, min_score)
 
     monkeypatch.setattr(FaceDetector, "detect", counted)  # the real detector, counted
     eager = Pass(ModelKind.SHORT_RANGE, 0.2, scale=1.0)
@@ -176,9 +176,9 @@ def test_a_crowd_is_looked_at_on_wider_squares(monkeypatch: pytest.MonkeyPatch) 
     sides: list[int] = []
     detect = FaceDetector.detect
 
-    def counted(self: FaceDetector, rgb: np.ndarray) -> list[Detection]:
+    def counted(self: FaceDetector, rgb: np.ndarray, min_score: float | None = None) -> list[Detection]:
         sides.append(self.side)
-        return detect(self, rgb)
+        return detect(self, rgb, min_score)
 
     monkeypatch.setattr(FaceDetector, "detect", counted)  # the real detector, counted
     eager = Pass(ModelKind.SHORT_RANGE, 0.2, scale=1.0)
