@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 export UV_SYSTEM_CERTS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv models kafka tools demo bench test test-unit test-integration lint format schemas broker-start broker-stop clean
+.PHONY: help setup venv models kafka tools demo bench test test-unit lint format schemas broker-start broker-stop clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,8 +27,8 @@ venv: $(UV) ## create .venv from the locked dependency set (uv.lock)
 	$(UV) sync --frozen --extra dev --extra otel --quiet
 	$(BIN)/python ops/check_opencv.py
 
-models: ## fetch the BlazeFace models from the mediapipe 0.10.21 wheel and verify their sha256
-	$(PYTHON) ops/fetch_models.py
+models: venv ## fetch the BlazeFace models from the mediapipe 0.10.21 wheel and verify their sha256
+	$(BIN)/python ops/fetch_models.py
 
 kafka: ## resolve the Kafka broker jars with Maven
 	$(PYTHON) ops/kafka_local.py install

@@ -1,3 +1,4 @@
-"""Faceguard: a Kafka worker that masks every face in the images it is pointed at."""
+"""Faceguard: masks every face in the images a Kafka request or an HTTP call points it at.
 
-__version__ = "0.1.0"
+The version is the installed distribution's (`engine.service.package_version`), declared once, in pyproject.toml.
+"""

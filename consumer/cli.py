@@ -10,7 +10,7 @@
     faceguard dlq list [FILTERS]          show dead letters
     faceguard dlq redrive [FILTERS]       send dead letters back to their topic
 
-Configuration comes from FACEGUARD_* environment variables (see README).
+Configuration comes from FACEGUARD_* environment variables (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from consumer.config import Settings
+from consumer.detection.strategy import PRESETS, Preset
+from consumer.engine.heap import configure_heap
 from consumer.errors import FaceguardError, SetupError
-from consumer.heap import configure_heap
-from consumer.logs import configure_logging, log_format_from_env
-from consumer.strategy import PRESETS, Preset
+from consumer.observability.health import ProbeCheck
+from consumer.observability.logs import configure_logging, log_format_from_env
 
 if TYPE_CHECKING:
-    from consumer.dlq import DlqFilter
+    from consumer.commands.dlq import DlqFilter
 from schemas import ErrorClass, MaskMethod, MaskOptions, MaskShape
 
 log = logging.getLogger("faceguard")
@@ -63,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=cmd_worker)
 
     probe = commands.add_parser("probe", help="ask this host's worker whether it is live or ready (exit 0: yes)")
-    probe.add_argument("check", nargs="?", choices=["live", "ready"], default="live")
+    probe.add_argument("check", nargs="?", type=ProbeCheck, choices=list(ProbeCheck), default=ProbeCheck.LIVE)
     probe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
     probe.set_defaults(run=cmd_probe)
 
@@ -161,14 +162,14 @@ def mask_options(args: argparse.Namespace) -> MaskOptions | None:
 
 
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
-    from consumer.service import run_worker, stop_on_signals
+    from consumer.engine.service import run_worker, stop_on_signals
 
     run_worker(settings, stop_on_signals())
     return 0
 
 
 def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.health import ask_probe
+    from consumer.observability.health import ask_probe
 
     answer = ask_probe(settings.probe_port, args.check, args.timeout)
     print(answer.body)
@@ -176,7 +177,7 @@ def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.submit import build_requests, references, submit
+    from consumer.commands.submit import build_requests, references, submit
 
     attributes: dict[str, object] = {}
     for pair in args.attr:
@@ -190,7 +191,8 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
         raise SetupError(str(exc)) from exc
     requests = build_requests(refs, mask_options(args), attributes)  # type: ignore[arg-type]
     failed = 0
-    for request, error in zip(requests, submit(settings, requests), strict=True):
+    published = submit(settings.kafka_client_config(), settings.producer_options, settings.topic_requests, requests)
+    for request, error in zip(requests, published, strict=True):
         if error:
             failed += 1
             log.error("not published: %s (%s)", request.image_ref, error)
@@ -201,10 +203,11 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_anonymize(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.anonymize_files import anonymize_files
+    from consumer.commands.anonymize import FileJob, anonymize_files
 
+    job = FileJob(args.inputs, args.output, mask_options(args), args.metadata, settings.worker_id)
     try:
-        outcomes = anonymize_files(settings, args.inputs, args.output, mask_options(args), args.metadata)
+        outcomes = anonymize_files(job, settings.strategy, settings.models_dir, settings.pipeline_options)
     except FileNotFoundError as exc:
         raise SetupError(str(exc)) from exc
     for outcome in outcomes:
@@ -218,17 +221,24 @@ def cmd_anonymize(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_topics_create(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.kafka_admin import create_topics
+    from consumer.kafka.admin import create_topics
 
-    for name, outcome in create_topics(settings, args.partitions, args.replication_factor).items():
-        print(f"{name}\t{outcome}")
+    created = create_topics(
+        settings.kafka_client_config(),
+        settings.topics,
+        args.partitions,
+        args.replication_factor,
+        settings.max_record_bytes,
+    )
+    for name, state in created.items():
+        print(f"{name}\t{state.value}")
     return 0
 
 
 def cmd_collect(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.collect import collect
+    from consumer.commands.collect import collect
 
-    collected = collect(settings, args.output, args.expect, args.timeout)
+    collected = collect(settings.kafka_client_config(), settings.topics, args.output, args.expect, args.timeout)
     print(
         json.dumps(
             {
@@ -242,7 +252,7 @@ def cmd_collect(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def dlq_filter(args: argparse.Namespace) -> DlqFilter:
-    from consumer.dlq import DlqFilter, parse_time
+    from consumer.commands.dlq import DlqFilter, parse_time
 
     return DlqFilter(
         error_classes=frozenset(args.error_class),
@@ -253,10 +263,10 @@ def dlq_filter(args: argparse.Namespace) -> DlqFilter:
 
 
 def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.dlq import dead_letters, describe
+    from consumer.commands.dlq import dead_letters, describe
 
     count = 0
-    for letter in dead_letters(settings, dlq_filter(args)):
+    for letter in dead_letters(settings.kafka_client_config(), settings.topic_dlq, dlq_filter(args)):
         count += 1
         print(describe(letter, as_json=args.json))
     log.info("%d dead letters match", count)
@@ -264,14 +274,15 @@ def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_redrive(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.dlq import dead_letters, describe, plan_redrive, redrive
+    from consumer.commands.dlq import dead_letters, describe, plan_redrive, redrive
 
-    plan = plan_redrive(dead_letters(settings, dlq_filter(args)), args.max_redrives)
+    client = settings.kafka_client_config()
+    plan = plan_redrive(dead_letters(client, settings.topic_dlq, dlq_filter(args)), args.max_redrives)
     for letter, why in plan.refused:
         log.warning("refused %s: %s", letter.position, why)
     for letter in plan.redrive:
         print(("would redrive " if args.dry_run else "redrive ") + describe(letter, as_json=False))
-    failed = [] if args.dry_run else redrive(settings, plan, args.rate)
+    failed = [] if args.dry_run else redrive(client, settings.producer_options, plan, args.rate)
     for letter, error in failed:
         log.error("not redriven %s: %s", letter.position, error)
     verb = "would redrive" if args.dry_run else "redrove"
@@ -280,7 +291,7 @@ def cmd_dlq_redrive(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.evaluate import DEFAULT_ANNOTATIONS, evaluate_strategy, format_table, load_annotations
+    from consumer.evaluation.recall import DEFAULT_ANNOTATIONS, evaluate_strategy, format_table, load_annotations
 
     args.annotations = args.annotations or DEFAULT_ANNOTATIONS
     if not args.annotations.is_file():

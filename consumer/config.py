@@ -2,7 +2,11 @@
 
 Every field reads `FACEGUARD_<FIELD>` (e.g. `FACEGUARD_GROUP_ID`); the broker list
 also reads the conventional `KAFKA_BOOTSTRAP_SERVERS`. `kafka_client_config()`
-is the one place that renders librdkafka's dotted keys.
+is the one place that renders librdkafka's connection keys.
+
+The settings stop at the composition roots (the command line and `engine.service`):
+each stage is given the small typed options it needs, built here once (`topics`,
+`pipeline_options`, `output_options`, `group_options`, ...).
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from consumer.address_policy import AddressPolicy, parse_networks
-from consumer.logs import LogFormat
-from consumer.mask import MaskPolicy, MaskSpec
-from consumer.model_files import DEFAULT_MODELS_DIR
-from consumer.strategy import PRESETS, Preset, Strategy
+from consumer.detection.model_files import DEFAULT_MODELS_DIR
+from consumer.detection.strategy import PRESETS, Preset, Strategy
+from consumer.engine.delivery import CommitPacing
+from consumer.engine.worker import WorkerOptions
+from consumer.imaging.encode import EncodeQuality
+from consumer.imaging.mask import MaskPolicy, MaskSpec
+from consumer.kafka.options import ClientConfig, GroupOptions, GroupProtocol, ProducerOptions, TransactionOptions
+from consumer.observability.logs import LogFormat
+from consumer.processing.outputs import OutputOptions
+from consumer.processing.pipeline import PipelineOptions
+from consumer.sources.address_policy import AddressPolicy, parse_networks
+from consumer.topics import Topics
 from schemas import MaskMethod, MaskShape
-
-# librdkafka configuration: dotted keys to values.
-ClientConfig = dict[str, str | int | float | bool]
 
 
 class Guarantee(StrEnum):
@@ -32,11 +40,6 @@ class Guarantee(StrEnum):
 
     EXACTLY_ONCE = "exactly_once"  # outputs and offsets in one transaction: nothing lost, nothing twice
     AT_LEAST_ONCE = "at_least_once"  # offsets committed after delivery: nothing lost, duplicates possible
-
-
-class GroupProtocol(StrEnum):
-    CLASSIC = "classic"  # client-side cooperative-sticky assignment
-    CONSUMER = "consumer"  # KIP-848: the broker assigns partitions
 
 
 def _split_list(value: object) -> object:
@@ -179,7 +182,7 @@ class Settings(BaseSettings):
         ge=1,
         description=(
             "Decoded pixels a worker's threads hold at once; an image that does not fit waits (a larger one runs "
-            "alone). Bounds memory: about 5 bytes each at their peak, on top of the worker's ~255 MB."
+            "alone). Bounds memory: see the sizing formula in the README."
         ),
     )
     jpeg_quality: int = Field(92, ge=1, le=100)
@@ -256,18 +259,14 @@ class Settings(BaseSettings):
         )
 
     @property
-    def retry_topics(self) -> list[str]:
-        """One topic per retry tier, in order."""
-        return [f"{self.topic_requests}.retry-{tier}" for tier in range(1, len(self.retry_delays_s) + 1)]
-
-    @property
-    def input_topics(self) -> list[str]:
-        """What a worker consumes: the requests topic and every retry tier."""
-        return [self.topic_requests, *self.retry_topics]
-
-    @property
-    def output_topics(self) -> list[str]:
-        return [self.topic_masked, self.topic_metadata, self.topic_dlq]
+    def topics(self) -> Topics:
+        return Topics(
+            requests=self.topic_requests,
+            masked=self.topic_masked,
+            metadata=self.topic_metadata,
+            dlq=self.topic_dlq,
+            retry_delays_s=tuple(self.retry_delays_s),
+        )
 
     @property
     def transactional_id(self) -> str:
@@ -277,6 +276,53 @@ class Settings(BaseSettings):
     def max_record_bytes(self) -> int:
         """Largest record the producer may send: an inline image plus room for headers."""
         return self.inline_max_bytes + 64 * 1024
+
+    @property
+    def pipeline_options(self) -> PipelineOptions:
+        return PipelineOptions(
+            masks=self.mask_policy,
+            quality=EncodeQuality(jpeg=self.jpeg_quality, webp=self.webp_quality),
+            max_image_pixels=self.max_image_pixels,
+            max_image_bytes=self.max_image_bytes,
+            max_pixels_in_flight=self.max_pixels_in_flight,
+        )
+
+    @property
+    def output_options(self) -> OutputOptions:
+        return OutputOptions(self.topics, self.worker_id, self.group_id, self.dlq_keep_binary_values)
+
+    @property
+    def group_options(self) -> GroupOptions:
+        return GroupOptions(self.group_id, self.group_protocol, self.session_timeout_ms, self.max_poll_interval_ms)
+
+    @property
+    def producer_options(self) -> ProducerOptions:
+        return ProducerOptions(self.max_record_bytes, self.delivery_timeout_s)
+
+    @property
+    def transaction_options(self) -> TransactionOptions:
+        return TransactionOptions(self.transactional_id, self.transaction_timeout_s)
+
+    @property
+    def worker_options(self) -> WorkerOptions:
+        return WorkerOptions(
+            worker_id=self.worker_id,
+            group_id=self.group_id,
+            topics=self.topics,
+            processing_threads=self.processing_threads,
+            max_in_flight=self.max_in_flight,
+            poll_timeout_s=self.poll_timeout_s,
+            drain_timeout_s=self.drain_timeout_s,
+        )
+
+    @property
+    def commit_pacing(self) -> CommitPacing:
+        return CommitPacing(
+            batch_size=self.batch_size,
+            commit_interval_s=self.commit_interval_s,
+            min_commit_gap_s=self.min_commit_gap_s,
+            delivery_timeout_s=self.delivery_timeout_s,
+        )
 
     def kafka_client_config(self) -> ClientConfig:
         """Connection settings shared by every client, as librdkafka keys."""

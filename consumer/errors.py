@@ -10,14 +10,18 @@
     │   ├── NotAnImage            bytes that are not a JPEG, PNG, BMP or WebP we can decode (or cut short)
     │   ├── UnsupportedImage      an image we read but do not mask: animated PNG or WebP
     │   └── ImageTooLarge         over the byte or pixel limit (pixels read from the header)
-    ├── TransientFailure      -> may pass later: dead-lettered with retryable=true for redrive
+    ├── TransientFailure      -> may pass later: retried after a growing delay, then dead-lettered
     │   ├── SourceUnavailable     fetch timeout, connection refused, HTTP 5xx/429, S3 throttling
     │   └── OutputStoreUnavailable  the masked image could not be written to the output store
-    ├── SetupError            -> refuse to start (missing or altered model, bad configuration)
-    └── PublishError          -> stop the worker; uncommitted records are consumed again
+    ├── SetupError            -> refuse to start (bad configuration, topics or brokers not usable)
+    │   └── ModelFileError        a model file missing or not matching its pinned sha256
+    ├── PublishError          -> stop the worker; uncommitted records are consumed again
+    └── ProcessingBug         -> commit what finished, then stop the worker loudly
 
-Anything else raised while processing is a bug: the worker commits what it had
-finished, then crashes loudly so that its supervisor restarts it.
+A transient failure goes to retry tier N after its Nth failure (`processing.retry`),
+and after the last tier to the dead-letter topic with retryable=true, for redrive.
+Anything else raised while processing is a bug (`ProcessingBug`): the worker commits
+what it had finished, then crashes loudly so that its supervisor restarts it.
 Third-party errors are translated into these types once, where they are raised.
 """
 
@@ -70,7 +74,7 @@ class ImageTooLarge(InvalidInput):
 
 
 class TransientFailure(RecordFailure):
-    """The source may answer later; the record is dead-lettered as retryable."""
+    """The source may answer later: retried on the next tier, dead-lettered as retryable after the last."""
 
     retryable = True
 
@@ -87,5 +91,13 @@ class SetupError(FaceguardError):
     """The worker cannot start as configured; the message says what to fix."""
 
 
+class ModelFileError(SetupError):
+    """A model file is missing or does not match its pinned checksum."""
+
+
 class PublishError(FaceguardError):
     """The broker did not acknowledge an output; the worker stops without committing it."""
+
+
+class ProcessingBug(FaceguardError):
+    """A processing thread raised something that is not a RecordFailure."""

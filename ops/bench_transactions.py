@@ -36,7 +36,7 @@ from bench_worker import temporary_broker, worker_topics  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 from consumer.config import Settings  # noqa: E402
-from consumer.kafka_io import transactional_config  # noqa: E402
+from consumer.kafka.producers import transactional_config  # noqa: E402
 
 SLOW_S = 0.05
 
@@ -57,7 +57,13 @@ def series(settings: Settings, consumer: Consumer, backoff_ms: int, pause_s: flo
     """`count` transactions by one producer; a line of figures for the counted ones."""
     transactional_id = f"bench-{uuid.uuid4().hex[:8]}"
     producer = Producer(
-        {**transactional_config(settings), "transactional.id": transactional_id, "retry.backoff.ms": backoff_ms}
+        {
+            **transactional_config(
+                settings.kafka_client_config(), settings.producer_options, settings.transaction_options
+            ),
+            "transactional.id": transactional_id,
+            "retry.backoff.ms": backoff_ms,
+        }
     )
     producer.init_transactions(30)
     request = TopicPartition(settings.topic_requests, 0)

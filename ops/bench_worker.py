@@ -40,15 +40,16 @@ sys.path.insert(0, str(REPO / "ops"))
 
 from kafka_local import Broker  # noqa: E402
 
+from consumer.commands.inputs import expand_images  # noqa: E402
+from consumer.commands.submit import build_requests, submit  # noqa: E402
 from consumer.config import Settings  # noqa: E402
-from consumer.file_source import read_file  # noqa: E402
-from consumer.heap import configure_heap  # noqa: E402
-from consumer.inputs import expand_images  # noqa: E402
-from consumer.kafka_admin import OutputReader, create_topics, delete_topics  # noqa: E402
-from consumer.pipeline import Anonymizer  # noqa: E402
-from consumer.pixel_budget import PixelBudget  # noqa: E402
-from consumer.scan import ScanDetector  # noqa: E402
-from consumer.submit import build_requests, submit  # noqa: E402
+from consumer.detection.scan import ScanDetector  # noqa: E402
+from consumer.engine.heap import configure_heap  # noqa: E402
+from consumer.imaging.pixel_budget import PixelBudget  # noqa: E402
+from consumer.kafka.admin import create_topics, delete_topics  # noqa: E402
+from consumer.kafka.clients import OutputReader  # noqa: E402
+from consumer.processing.pipeline import Anonymizer  # noqa: E402
+from consumer.sources.files import read_file  # noqa: E402
 
 BIN = Path(sys.executable).parent
 _local = threading.local()
@@ -60,7 +61,10 @@ def _anonymize_one(path: Path) -> int:
     if not hasattr(_local, "anonymizer"):
         settings = Settings()
         detector = ScanDetector(settings.strategy, settings.models_dir)
-        _local.anonymizer, _local.max_bytes = Anonymizer(detector, settings, _budget), settings.max_image_bytes
+        _local.anonymizer, _local.max_bytes = (
+            Anonymizer(detector, settings.pipeline_options, _budget),
+            settings.max_image_bytes,
+        )
     return len(_local.anonymizer.anonymize(read_file(path, _local.max_bytes), None).data)
 
 
@@ -100,11 +104,12 @@ def worker_topics(bootstrap: str, images: list[Path], threads: int, guarantee: s
     }
     os.environ.update(env)
     settings = Settings()
-    create_topics(settings, 6, 1)
+    client = settings.kafka_client_config()
+    create_topics(client, settings.topics, 6, 1, settings.max_record_bytes)
     try:
         yield env
     finally:
-        delete_topics(settings)
+        delete_topics(client, settings.topics)
         shutil.rmtree(store, ignore_errors=True)
 
 
@@ -143,8 +148,10 @@ def through_kafka(bootstrap: str, images: list[Path], threads: int, guarantee: s
     with worker_topics(bootstrap, images, threads, guarantee) as env:
         settings = Settings()
         requests = build_requests([p.resolve().as_uri() for p in images], None, {})
-        assert all(error is None for error in submit(settings, requests)), "submit failed"
-        reader = OutputReader(settings, [settings.topic_metadata, settings.topic_dlq], f"bench-{uuid.uuid4()}")
+        client = settings.kafka_client_config()
+        published = submit(client, settings.producer_options, settings.topic_requests, requests)
+        assert all(error is None for error in published), "submit failed"
+        reader = OutputReader(client, [settings.topic_metadata, settings.topic_dlq], f"bench-{uuid.uuid4()}")
         worker = subprocess.Popen([str(BIN / "faceguard"), "worker"], env=env, stderr=subprocess.DEVNULL)
         times: list[float] = []
         try:

@@ -9,7 +9,7 @@ range on tiles at 2x, 1x, 1/2, 1/4, 1/8 size and whole; full range on tiles at
 turned a quarter either way) and prints, per score threshold and set of views,
 the share of faces with a detection of their own (IoU >= 0.2) per face height,
 and the share of those views' candidates that match no face. About 2 seconds
-per 1024-px photo on one core. See `consumer/ceiling.py`.
+per 1024-px photo on one core. See `consumer/evaluation/ceiling.py`.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from consumer.ceiling import CeilingStudy, View, view_detections
 from consumer.config import Settings
-from consumer.decode import decode_image
-from consumer.detect import FaceDetector
-from consumer.evaluate import DEFAULT_ANNOTATIONS, HALVES, HEIGHT_BUCKETS, half_of, load_annotations
-from consumer.model_files import ModelKind
-from consumer.strategy import PRESETS, Preset
-from consumer.turns import Turn
+from consumer.detection.model_files import ModelKind
+from consumer.detection.network import FaceDetector
+from consumer.detection.strategy import PRESETS, Preset
+from consumer.detection.turns import Turn
+from consumer.evaluation.ceiling import CeilingStudy, View, view_detections
+from consumer.evaluation.recall import DEFAULT_ANNOTATIONS, HEIGHT_BUCKETS, Half, half_of, load_annotations
+from consumer.imaging.decode import decode_image
 
 LOWEST_SCORE = 0.15
 THRESHOLDS = (0.5, 0.3, 0.2)
@@ -72,7 +72,7 @@ def main() -> int:
     parser.add_argument("--annotations", type=Path, default=DEFAULT_ANNOTATIONS)
     parser.add_argument("--subset", default="wider-val")
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--half", choices=list(HALVES), default="all")
+    parser.add_argument("--half", type=Half, choices=list(Half), default=Half.ALL)
     args = parser.parse_args()
     images = load_annotations(args.annotations, args.subset or None)
     images = images[: args.limit] if args.limit else images

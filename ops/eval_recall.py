@@ -31,10 +31,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from consumer.config import Settings  # noqa: E402
-from consumer.evaluate import (  # noqa: E402
+from consumer.detection.strategy import PRESETS, Preset  # noqa: E402
+from consumer.evaluation.recall import (  # noqa: E402
     DEFAULT_ANNOTATIONS,
-    HALVES,
     AnnotatedImage,
+    Half,
     Report,
     evaluate_strategy,
     format_table,
@@ -42,8 +43,7 @@ from consumer.evaluate import (  # noqa: E402
     load_annotations,
     score_image,
 )
-from consumer.image_types import Box  # noqa: E402
-from consumer.strategy import PRESETS, Preset  # noqa: E402
+from consumer.imaging.types import Box  # noqa: E402
 
 DEFACE = "deface==1.5.0"
 DEFACE_MARGIN = 0.3  # deface's default --mask-scale 1.3 grows each side by 30% of the box
@@ -87,8 +87,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument(
         "--half",
-        choices=list(HALVES),
-        default="all",
+        type=Half,
+        choices=list(Half),
+        default=Half.ALL,
         help="only the even- or odd-numbered images (the presets were tuned on the even ones)",
     )
     parser.add_argument("--preset", action="append", type=Preset, choices=list(Preset), help="default: all presets")

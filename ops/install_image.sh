@@ -14,5 +14,5 @@ app=${1:?usage: install_image.sh APP_DIR}
 uv=${UV:-uv}
 cd "$app"
 UV_PYTHON_DOWNLOADS=never "$uv" sync --frozen --no-dev --extra otel --no-editable --compile-bytecode --quiet
-python3 ops/fetch_models.py --dest models
+.venv/bin/python ops/fetch_models.py --dest models
 .venv/bin/python ops/check_opencv.py

@@ -234,7 +234,7 @@ def format_storage(broker: Broker) -> None:
 
 # The JVM of a broker that shares a small machine with the workers it serves (tests, benchmarks, the demo):
 # with the JVM's defaults, C2 compilation bursts and G1's concurrent cycles cost it several times more CPU
-# per record than serving requests does (README, "The local broker", has the per-thread measurements).
+# per record than serving requests does (docs/local-broker.md has the per-thread measurements).
 # FACEGUARD_KAFKA_JVM_OPTIONS replaces them ("-XX:+UseG1GC" for the JVM's defaults; ops/bench_broker.py compares).
 JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 

@@ -55,7 +55,7 @@ class MaskShape(StrEnum):
 
 
 # A blur's Gaussian sigma as a share of its scale (`kernel_px`; `strength` times the region's long side). Part of
-# the contract because it says how strong a given strength is; chosen by measurement (consumer/mask.py).
+# the contract because it says how strong a given strength is; chosen by measurement (consumer/imaging/mask.py).
 BLUR_SIGMA = 0.4
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from consumer.evaluate import load_annotations
-from consumer.image_types import Box
+from consumer.evaluation.recall import load_annotations
+from consumer.imaging.types import Box
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from consumer.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
+from consumer.detection.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
 from tests.images import ASTRONAUT_FACE, ASTRONAUT_MOST_BOXES
 from tests.support import BIN, REPO, SAMPLES, decode, iou, region_change
 

@@ -82,8 +82,8 @@ def test_topics_and_names_match_the_workers_defaults(compose: dict[str, Any]) ->
     for service in ("worker", "topics"):
         settings = settings_from(compose["services"][service]["environment"])
         assert settings.kafka_bootstrap_servers == "kafka:9092"
-        assert settings.input_topics == defaults.input_topics
-        assert settings.output_topics == defaults.output_topics
+        assert settings.topics.inputs == defaults.topics.inputs
+        assert settings.topics.outputs == defaults.topics.outputs
         assert settings.group_id == defaults.group_id
     command = compose["services"]["topics"]["command"]
     assert command[:2] == ["topics", "create"]

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from consumer.config import Guarantee, Settings
-from consumer.logs import LogFormat
-from consumer.strategy import Preset
+from consumer.detection.strategy import Preset
+from consumer.observability.logs import LogFormat
 from schemas import MaskMethod, MaskShape
 from tests.integration.stack import settings_from
 from tests.support import REPO, go_tool

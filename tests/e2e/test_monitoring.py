@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.metrics import Metrics
+from consumer.observability.metrics import Metrics
 from tests.support import REPO, go_tool
 
 MONITORING = REPO / "ops" / "monitoring"

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumer.config import Settings
-from consumer.kafka_admin import OutputReader, create_topics, publish
+from consumer.kafka.admin import TopicState, create_topics
+from consumer.kafka.clients import OutputReader, publish
 from consumer.records import Headers, OutgoingRecord, Record
 from tests.support import BIN
 
@@ -57,7 +58,7 @@ class Stack:
             **env,
         }
         self.settings = settings_from(self.env)
-        create_topics(self.settings, partitions, 1)
+        create_service_topics(self.settings, partitions)
         self._outputs = Outputs()
         self._reader: OutputReader | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -78,7 +79,9 @@ class Stack:
             OutgoingRecord(self.settings.topic_requests, f"raw-{i}".encode(), v, headers or [])
             for i, v in enumerate(values)
         ]
-        assert publish(self.settings, records) == [None] * len(values)
+        assert publish(self.settings.kafka_client_config(), self.settings.producer_options, records) == [None] * len(
+            values
+        )
 
     def start_worker(self, worker_id: str | None = None, **env: str) -> subprocess.Popen[bytes]:
         """Start `faceguard worker`. A restart passes the same `worker_id`, as a restarted pod keeps its name:
@@ -115,8 +118,8 @@ class Stack:
     def outputs(self, until_finished: set[str] | int | Callable[[Outputs], bool], timeout_s: float = 90.0) -> Outputs:
         """Read outputs until the given request ids (or this many, or a condition) are finished, or time runs out."""
         if self._reader is None:
-            topics = [self.settings.topic_masked, self.settings.topic_metadata, self.settings.topic_dlq]
-            self._reader = OutputReader(self.settings, topics, f"reader-{uuid.uuid4().hex}")
+            client, topics = self.settings.kafka_client_config(), self.settings.topics.outputs
+            self._reader = OutputReader(client, topics, f"reader-{uuid.uuid4().hex}")
         deadline = time.monotonic() + timeout_s
 
         def satisfied() -> bool:
@@ -153,6 +156,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def create_service_topics(settings: Settings, partitions: int) -> dict[str, TopicState]:
+    """The service's topics as `faceguard topics create` makes them, with one replica."""
+    client = settings.kafka_client_config()
+    return create_topics(client, settings.topics, partitions, 1, settings.max_record_bytes)
 
 
 def settings_from(env: dict[str, str]) -> Settings:

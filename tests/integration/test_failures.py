@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.kafka_admin import read_snapshot
+from consumer.kafka.clients import read_snapshot
 from tests.image_server import ImageServer
 from tests.integration.conftest import MakeStack
 from tests.support import SAMPLES
@@ -57,8 +57,8 @@ def test_retries_wait_their_tier_without_holding_back_the_main_topic(
     assert len(image_server.scripts["/down.png"].hits) == 3
 
     # Each tier's records carry the attempt count, the first failure and the time before which not to run.
-    for tier, topic in enumerate(stack.settings.retry_topics, start=1):
-        records = list(read_snapshot(stack.settings, topic))
+    for tier, topic in enumerate(stack.settings.topics.retries, start=1):
+        records = list(read_snapshot(stack.settings.kafka_client_config(), topic))
         assert sorted(r.key or b"" for r in records) == sorted([flaky_id.encode(), down_id.encode()])
         for record in records:
             h = headers_of(record)

@@ -10,14 +10,14 @@ import uuid
 
 import pytest
 
-from consumer.address_policy import AddressPolicy
-from consumer.claim_check import ClaimCheck, S3Store
 from consumer.errors import ImageTooLarge, NotAnImage, SourceNotFound, SourceUnavailable, UnsupportedReference
-from consumer.fetch import Fetcher, FetchPolicy
-from consumer.http_source import HttpLimits
-from consumer.image_types import ImageFormat
-from consumer.pipeline import AnonymizedImage
-from consumer.s3 import S3Location, S3Options
+from consumer.imaging.types import ImageFormat
+from consumer.processing.claim_check import ClaimCheck, S3Store
+from consumer.processing.pipeline import AnonymizedImage
+from consumer.sources.address_policy import AddressPolicy
+from consumer.sources.fetch import Fetcher, FetchPolicy
+from consumer.sources.http import HttpLimits
+from consumer.sources.s3 import S3Location, S3Options
 from schemas import STORED_IMAGE_CONTENT_TYPE, ErrorClass, FaceMetadataEvent, StageTimings, StoredImage
 from tests.conftest import S3Server
 from tests.integration.conftest import MakeStack

@@ -80,7 +80,7 @@ def test_metrics_count_every_request_and_lag_returns_to_zero(make_stack: MakeSta
         samples = scrape(port)
         lag = [  # every partition of every input topic, consumed from or not; None when missing
             samples.get(("faceguard_consumer_lag_records", frozenset({("topic", topic), ("partition", str(p))})))
-            for topic in stack.settings.input_topics
+            for topic in stack.settings.topics.inputs
             for p in range(12)
         ]
         return total(samples, "faceguard_records_finished_total") == 8 and lag == [0] * len(lag)
@@ -107,7 +107,7 @@ def test_metrics_count_every_request_and_lag_returns_to_zero(make_stack: MakeSta
     assert total(samples, "faceguard_build_info", preset="fast") == 1
     status, body = get(port, "/readyz")
     assert status == 200, body
-    assert json.loads(body)["partitions"] == 12 * (1 + len(stack.settings.retry_topics))
+    assert json.loads(body)["partitions"] == 12 * (1 + len(stack.settings.topics.retries))
     assert get(port, "/healthz")[0] == 200
 
     # Trace context: the request's trace id on both outputs, each under a new span of this worker.

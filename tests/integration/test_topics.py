@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from consumer.config import Settings
-from consumer.kafka_admin import create_topics, delete_topics, missing_topics, service_topics
+from consumer.kafka.admin import TopicState, delete_topics, missing_topics
+from tests.integration.stack import create_service_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -22,14 +23,15 @@ def test_topics_created_then_deleted_and_deleting_again_is_no_error(kafka_bootst
         topic_metadata=f"{prefix}.metadata",
         topic_dlq=f"{prefix}.dlq",
     )
-    names = service_topics(settings)
+    client, names = settings.kafka_client_config(), settings.topics.all
     assert len(names) == 7  # requests, three retry tiers, masked, metadata, dead letters
-    assert set(create_topics(settings, 2, 1).values()) == {"created"}
-    assert missing_topics(settings, names) == []
+    assert set(create_service_topics(settings, 2).values()) == {TopicState.CREATED}
+    assert set(create_service_topics(settings, 2).values()) == {TopicState.EXISTS}
+    assert missing_topics(client, names) == []
 
-    delete_topics(settings)
+    delete_topics(client, settings.topics)
     deadline = time.monotonic() + 30
-    while (gone := missing_topics(settings, names)) != names and time.monotonic() < deadline:
+    while (gone := missing_topics(client, names)) != names and time.monotonic() < deadline:
         time.sleep(0.2)
     assert gone == names
-    delete_topics(settings)  # already gone
+    delete_topics(client, settings.topics)  # already gone

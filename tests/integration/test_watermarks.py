@@ -10,20 +10,37 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from consumer.config import Settings
-from consumer.kafka_admin import create_topics
-from consumer.kafka_io import RequestConsumer, WatermarkReader
-from consumer.offsets import LogOffsets
+from consumer.kafka.consumer import RequestConsumer
+from consumer.kafka.watermarks import LogOffsets, WatermarkReader
+from consumer.records import PartitionKey
 from tests.integration.conftest import broker
+from tests.integration.stack import create_service_topics
 from tests.support import wait_for
 
 pytestmark = pytest.mark.kafka
+
+
+class Assignments:
+    """A rebalance listener that writes down what it was assigned."""
+
+    def __init__(self) -> None:
+        self.assigned: list[PartitionKey] = []
+
+    def on_assign(self, partitions: list[PartitionKey]) -> None:
+        self.assigned.extend(partitions)
+
+    def on_revoke(self, partitions: list[PartitionKey]) -> None:
+        pass
+
+    def on_lost(self, partitions: list[PartitionKey]) -> None:
+        pass
 
 
 def test_lag_of_partitions_consumed_before_counts_from_their_commit(kafka_bootstrap: str) -> None:
     # A worker that takes over partitions with nothing new has no position on them: lag must count from
     # the previous owner's commit (0 here), not from the log's start (5) nor be left out.
     settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_requests=f"wm{uuid.uuid4().hex[:8]}.requests")
-    create_topics(settings, 2, 1)
+    create_service_topics(settings, 2)
     used, empty = (settings.topic_requests, 0), (settings.topic_requests, 1)
     producer = Producer(settings.kafka_client_config())
     for n in range(5):
@@ -33,9 +50,11 @@ def test_lag_of_partitions_consumed_before_counts_from_their_commit(kafka_bootst
     previous_owner.commit(offsets=[TopicPartition(settings.topic_requests, 0, 5)], asynchronous=False)
     previous_owner.close()
 
-    assigned: list[tuple[str, int]] = []
-    consumer = RequestConsumer(settings, assigned.extend, lambda _: None, lambda _: None, stats_interval_s=0.5)
-    reader = WatermarkReader(settings, 0.5)
+    listener = Assignments()
+    client = settings.kafka_client_config()
+    consumer = RequestConsumer(client, settings.group_options, settings.topics.inputs, stats_interval_s=0.5)
+    consumer.subscribe(listener)
+    reader = WatermarkReader(client, 0.5)
     try:
         reader.watch([used, empty])
 
@@ -44,7 +63,7 @@ def test_lag_of_partitions_consumed_before_counts_from_their_commit(kafka_bootst
             return {used, empty} <= consumer.started_from().keys() and len(reader.logs) == 2
 
         wait_for(settled, 30, "both partitions assigned, fetching, and their log offsets read")
-        assert {used, empty} <= set(assigned)  # with the retry topics' partitions
+        assert {used, empty} <= set(listener.assigned)  # with the retry topics' partitions
         assert (consumer.started_from()[used], consumer.started_from()[empty]) == (5, None)
         assert consumer.positions([used, empty]) == {used: -1001, empty: -1001}
         assert reader.logs == {used: LogOffsets(0, 5), empty: LogOffsets(0, 0)}
@@ -59,9 +78,9 @@ def test_watermarks_are_read_again_after_the_broker_restarts(own_broker: tuple[s
     # epoch from before; the restarted broker refuses that epoch until the client's metadata is refreshed.
     bootstrap, data = own_broker
     settings = Settings(kafka_bootstrap_servers=bootstrap, topic_requests=f"wm{uuid.uuid4().hex[:8]}.requests")
-    create_topics(settings, 1, 1)
+    create_service_topics(settings, 1)
     partition = (settings.topic_requests, 0)
-    reader = WatermarkReader(settings, 0.5)
+    reader = WatermarkReader(settings.kafka_client_config(), 0.5)
     try:
         reader.watch([partition])
         wait_for(

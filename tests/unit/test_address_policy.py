@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from consumer.address_policy import AddressPolicy, parse_networks
 from consumer.errors import ForbiddenAddress, UnsupportedReference
+from consumer.sources.address_policy import AddressPolicy, parse_networks
 
 REFUSED = [
     "127.0.0.1",

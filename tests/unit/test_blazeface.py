@@ -12,11 +12,11 @@ from mediapipe import Image as MpImage
 from mediapipe import ImageFormat
 from mediapipe.tasks.python import BaseOptions, vision
 
-from consumer.blazeface import anchor_centres, decode, score_logit, weighted_suppression
-from consumer.detect import FaceDetector, native_stderr_silenced
-from consumer.image_types import Box
-from consumer.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
-from consumer.scan import cut_tiles, rgb_view
+from consumer.detection.blazeface import anchor_centres, decode, score_logit, weighted_suppression
+from consumer.detection.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
+from consumer.detection.network import FaceDetector, native_stderr_silenced
+from consumer.detection.scan import cut_tiles, rgb_view
+from consumer.imaging.types import Box
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, annotated_images, images_with_large_faces, iou, read_image
 

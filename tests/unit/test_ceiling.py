@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from consumer.ceiling import CeilingStudy, View, view_detections
-from consumer.detect import FaceDetector
-from consumer.evaluate import AnnotatedFace, AnnotatedImage
-from consumer.image_types import Box, Detection
-from consumer.model_files import DEFAULT_MODELS_DIR, ModelKind
-from consumer.turns import Turn, turned, unturned
+from consumer.detection.model_files import DEFAULT_MODELS_DIR, ModelKind
+from consumer.detection.network import FaceDetector
+from consumer.detection.turns import Turn, turned, unturned
+from consumer.evaluation.ceiling import CeilingStudy, View, view_detections
+from consumer.evaluation.recall import AnnotatedFace, AnnotatedImage
+from consumer.imaging.types import Box, Detection
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, iou, read_image
 

@@ -9,11 +9,12 @@ from typing import cast
 import pytest
 
 from consumer.config import Settings
-from consumer.delivery import ACKNOWLEDGEMENT_WAIT_S, AtLeastOnce, Delivery
-from consumer.kafka_io import OutputProducer, RequestConsumer
-from consumer.metrics import Metrics
-from consumer.offsets import Committable, OffsetTracker
-from consumer.process import Outcome, OutcomeKind
+from consumer.engine.delivery import ACKNOWLEDGEMENT_WAIT_S, AtLeastOnce, Delivery
+from consumer.engine.offsets import Committable
+from consumer.kafka.consumer import RequestConsumer
+from consumer.kafka.producers import OutputProducer
+from consumer.observability.metrics import Metrics
+from consumer.processing.outcome import Outcome, OutcomeKind
 from consumer.records import OutgoingRecord, Record
 
 PARTITION = ("faceguard.requests", 0)
@@ -22,12 +23,12 @@ PARTITION = ("faceguard.requests", 0)
 class RecordingDelivery(Delivery):
     """The shared pacing, with commits written down instead of sent (no broker: pure logic)."""
 
-    def __init__(self, settings: Settings, tracker: OffsetTracker[Outcome]) -> None:
-        super().__init__(settings, tracker, cast(RequestConsumer, None), Metrics())
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.commit_pacing, cast(RequestConsumer, None), Metrics())
         self.commits: list[int] = []
 
     def complete(self, outcome: Outcome) -> None:
-        self._tracker.finish(outcome.record.partition_key, outcome.record.offset, outcome)
+        self.tracker.finish(outcome.record.partition_key, outcome.record.offset, outcome)
 
     def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
         self.commits.append(sum(len(run.payloads) for run in runs))
@@ -39,12 +40,12 @@ class RecordingDelivery(Delivery):
 @pytest.fixture
 def delivery() -> RecordingDelivery:
     settings = Settings(batch_size=3, commit_interval_s=3600, min_commit_gap_s=0)
-    return RecordingDelivery(settings, OffsetTracker())
+    return RecordingDelivery(settings)
 
 
 def finish(delivery: RecordingDelivery, offset: int) -> None:
     record = Record(*PARTITION, offset, b"k", b"{}", 0)
-    delivery._tracker.consumed(PARTITION, offset)
+    delivery.tracker.consumed(PARTITION, offset)
     delivery.complete(Outcome(record, OutcomeKind.NO_FACES, []))
 
 
@@ -58,7 +59,7 @@ def test_with_a_thread_to_spare_each_finished_record_is_committed_at_once(delive
 def test_with_a_thread_to_spare_records_finishing_close_together_share_a_commit() -> None:
     gap = 0.2
     settings = Settings(batch_size=100, commit_interval_s=3600, min_commit_gap_s=gap)
-    delivery = RecordingDelivery(settings, OffsetTracker())
+    delivery = RecordingDelivery(settings)
     assert delivery.due_in() is None  # nothing to commit
     time.sleep(gap)  # a quiet spell: the first record goes at once
     finish(delivery, 0)
@@ -87,7 +88,7 @@ def test_with_every_thread_busy_records_wait_for_a_full_batch(delivery: Recordin
 
 
 def test_with_every_thread_busy_a_record_waits_no_longer_than_the_interval() -> None:
-    delivery = RecordingDelivery(Settings(batch_size=100, commit_interval_s=0.05), OffsetTracker())
+    delivery = RecordingDelivery(Settings(batch_size=100, commit_interval_s=0.05))
     finish(delivery, 0)
     time.sleep(0.06)
     delivery.commit(saturated=True)
@@ -122,8 +123,10 @@ class HeldAcknowledgements:
 def test_at_least_once_an_idle_worker_turns_soon_while_outputs_await_their_acknowledgement() -> None:
     producer = HeldAcknowledgements()
     settings = Settings(min_commit_gap_s=0)
-    tracker: OffsetTracker[Outcome] = OffsetTracker()
-    delivery = AtLeastOnce(settings, tracker, cast(RequestConsumer, None), Metrics(), cast(OutputProducer, producer))
+    delivery = AtLeastOnce(
+        settings.commit_pacing, cast(RequestConsumer, None), Metrics(), cast(OutputProducer, producer)
+    )
+    tracker = delivery.tracker
     assert delivery.wake_in() is None  # nothing sent, nothing to commit: the poll for requests may wait
     tracker.consumed(PARTITION, 0)
     outputs = [OutgoingRecord("faceguard.metadata", b"k", b"{}", []), OutgoingRecord("faceguard.masked", b"k", b"", [])]

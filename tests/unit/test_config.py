@@ -7,8 +7,8 @@ import pytest
 from pydantic import SecretStr
 
 from consumer.config import Settings
-from consumer.kafka_io import transactional_config
-from consumer.strategy import Preset
+from consumer.detection.strategy import Preset
+from consumer.kafka.producers import transactional_config
 
 
 def test_environment_is_read_with_the_prefix_and_the_conventional_broker_variable(
@@ -55,7 +55,10 @@ def test_mutual_tls_files_reach_librdkafka(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_the_transactional_producer_retries_a_refused_transaction_soon() -> None:
     """librdkafka's 100-ms default made back-to-back commits take 100 ms each (ops/bench_transactions.py)."""
-    config = transactional_config(Settings())
+    settings = Settings()
+    config = transactional_config(
+        settings.kafka_client_config(), settings.producer_options, settings.transaction_options
+    )
     assert config["retry.backoff.ms"] <= 20
     assert config["retry.backoff.max.ms"] >= 1000  # a broker that keeps refusing is still backed off from
     assert config["transactional.id"] == Settings().transactional_id

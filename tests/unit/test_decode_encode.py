@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumer.decode import decode_image, sniff_format, to_rgb8
-from consumer.encode import EncodeQuality, encode_image
 from consumer.errors import ImageTooLarge, NotAnImage
-from consumer.image_types import ImageFormat
+from consumer.imaging.decode import decode_image, sniff_format, to_rgb8
+from consumer.imaging.encode import EncodeQuality, encode_image
+from consumer.imaging.types import ImageFormat
 from tests.images import exif_rotated_astronaut, has_gps
 from tests.support import SAMPLES, read_image
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from consumer.decode import to_rgb8
-from consumer.detect import FaceDetector, native_stderr_silenced
+from consumer.detection.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
+from consumer.detection.network import FaceDetector, native_stderr_silenced
 from consumer.errors import SetupError
-from consumer.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
+from consumer.imaging.decode import to_rgb8
 from tests.images import ASTRONAUT_FACE
 from tests.support import FACES, SAMPLES, iou, read_image
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumer.dlq import DeadLetter, DlqFilter, parse_time, plan_redrive, redrive_record
+from consumer.commands.dlq import DeadLetter, DlqFilter, parse_time, plan_redrive, redrive_record
 from consumer.errors import SetupError
 from consumer.records import Record
 from schemas import DeadLetterHeaders, ErrorClass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from consumer.evaluate import AnnotatedFace, AnnotatedImage, Report, bucket_of, load_annotations, score_image
-from consumer.image_types import Box
+from consumer.evaluation.recall import AnnotatedFace, AnnotatedImage, Report, bucket_of, load_annotations, score_image
+from consumer.imaging.types import Box
 
 
 def image(*faces: AnnotatedFace) -> AnnotatedImage:

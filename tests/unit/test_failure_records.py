@@ -9,10 +9,10 @@ from pydantic import ValidationError
 
 from consumer.config import Settings
 from consumer.errors import InvalidRequest, NotAnImage, SourceNotFound, SourceUnavailable
-from consumer.outputs import FailedRecord, dead_letter_record, retry_record
-from consumer.process import parse_request
+from consumer.processing.outputs import FailedRecord, dead_letter_record, retry_record
+from consumer.processing.processor import parse_request
+from consumer.processing.retry import History, history_of, not_before, route_failure
 from consumer.records import Record, from_headers, to_headers
-from consumer.retry import History, history_of, not_before, route_failure
 from schemas import DeadLetterHeaders, RetryHeaders
 
 SETTINGS = Settings(worker_id="w-1", group_id="g", retry_delays_s=[10.0, 60.0])
@@ -44,7 +44,7 @@ def test_unparseable_requests_say_why(value: bytes | None, reason: str) -> None:
 
 
 def test_transient_failures_climb_the_tiers_then_dead_letter() -> None:
-    topics, delays = SETTINGS.retry_topics, SETTINGS.retry_delays_s
+    topics, delays = SETTINGS.topics.retries, SETTINGS.retry_delays_s
     assert topics == ["faceguard.requests.retry-1", "faceguard.requests.retry-2"]
     fresh = History("faceguard.requests", 2, 41, 0)
     first = route_failure(SourceUnavailable("503"), fresh, topics, delays)
@@ -61,10 +61,10 @@ def test_transient_failures_climb_the_tiers_then_dead_letter() -> None:
 
 def test_a_retry_record_carries_its_history_and_due_time() -> None:
     failed = FailedRecord(record(REQUEST), SourceUnavailable("HTTP 503"), history_of(record(REQUEST), []), "r-1")
-    route = route_failure(failed.failure, failed.history, SETTINGS.retry_topics, SETTINGS.retry_delays_s)
+    route = route_failure(failed.failure, failed.history, SETTINGS.topics.retries, SETTINGS.retry_delays_s)
     assert route is not None
     before = datetime.now(UTC)
-    out = retry_record(SETTINGS, failed, route)
+    out = retry_record(SETTINGS.output_options, failed, route)
     assert out.topic == "faceguard.requests.retry-1"
     assert (out.key, out.value) == (b"r-1", REQUEST)
     parsed = RetryHeaders.model_validate(headers_of(out.headers))
@@ -74,7 +74,7 @@ def test_a_retry_record_carries_its_history_and_due_time() -> None:
 
     # Consumed again from the retry topic, the record remembers where it came from and how often it failed.
     again = Record(out.topic, 0, 7, out.key, out.value, 1_700_000_100_000, out.headers)
-    history = history_of(again, SETTINGS.retry_topics)
+    history = history_of(again, SETTINGS.topics.retries)
     assert (history.original_topic, history.original_offset, history.attempts) == ("faceguard.requests", 41, 1)
     assert history.first_failed_at == parsed.faceguard_first_failed_at
     assert not_before(again) == parsed.faceguard_not_before.timestamp()
@@ -82,14 +82,16 @@ def test_a_retry_record_carries_its_history_and_due_time() -> None:
 
 def test_retry_headers_on_the_requests_topic_are_not_trusted() -> None:
     forged = [("faceguard-attempts", b"99"), ("faceguard-redrive-count", b"2")]
-    history = history_of(record(REQUEST, headers=forged), SETTINGS.retry_topics)
+    history = history_of(record(REQUEST, headers=forged), SETTINGS.topics.retries)
     assert history.attempts == 0
     assert history.redrive_count == 2
 
 
 def test_dead_letters_carry_the_request_and_the_contract_headers() -> None:
     history = History("faceguard.requests", 2, 41, 1_700_000_000_000, attempts=2, redrive_count=1)
-    out = dead_letter_record(SETTINGS, FailedRecord(record(REQUEST), SourceUnavailable("HTTP 503"), history, "r-1"))
+    out = dead_letter_record(
+        SETTINGS.output_options, FailedRecord(record(REQUEST), SourceUnavailable("HTTP 503"), history, "r-1")
+    )
     assert out.topic == SETTINGS.topic_dlq
     assert (out.key, out.value) == (b"r-1", REQUEST)
     parsed = DeadLetterHeaders.model_validate(headers_of(out.headers))
@@ -105,18 +107,20 @@ def test_dead_letters_carry_the_request_and_the_contract_headers() -> None:
 def test_binary_values_stay_out_of_the_dead_letter_topic() -> None:
     jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 10
     failed = FailedRecord(record(jpeg), InvalidRequest("not JSON"), History("faceguard.requests", 2, 41, 0))
-    out = dead_letter_record(SETTINGS, failed)
+    out = dead_letter_record(SETTINGS.output_options, failed)
     assert out.value is None
     assert "2564 binary bytes, sha256 " in headers_of(out.headers)["faceguard-value-dropped"]
-    kept = dead_letter_record(SETTINGS.model_copy(update={"dlq_keep_binary_values": True}), failed)
+    kept = dead_letter_record(SETTINGS.model_copy(update={"dlq_keep_binary_values": True}).output_options, failed)
     assert kept.value == jpeg
-    text = dead_letter_record(SETTINGS, FailedRecord(record(b"{broken json"), InvalidRequest("x"), failed.history))
+    text = dead_letter_record(
+        SETTINGS.output_options, FailedRecord(record(b"{broken json"), InvalidRequest("x"), failed.history)
+    )
     assert text.value == b"{broken json"
 
 
 def test_headers_round_trip_and_other_headers_are_ignored() -> None:
     failed = FailedRecord(record(REQUEST), SourceNotFound("gone"), History("faceguard.requests", 2, 41, 0))
-    out = dead_letter_record(SETTINGS, failed)
+    out = dead_letter_record(SETTINGS.output_options, failed)
     parsed = from_headers(DeadLetterHeaders, [*out.headers, ("traceparent", b"00-abc-def-01")])
     assert to_headers(parsed) == out.headers
     with pytest.raises(ValidationError):

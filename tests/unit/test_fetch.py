@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 import pytest
 
-from consumer.address_policy import AddressPolicy, parse_networks
 from consumer.errors import (
     ForbiddenAddress,
     ImageTooLarge,
@@ -24,10 +23,11 @@ from consumer.errors import (
     SourceUnavailable,
     UnsupportedReference,
 )
-from consumer.fetch import Fetcher, FetchPolicy
-from consumer.http_source import HttpLimits
-from consumer.s3 import S3Options
-from consumer.url_redaction import redact
+from consumer.sources.address_policy import AddressPolicy, parse_networks
+from consumer.sources.fetch import Fetcher, FetchPolicy
+from consumer.sources.http import HttpLimits
+from consumer.sources.s3 import S3Options
+from consumer.sources.url_redaction import redact
 
 PNG = cv2.imencode(".png", np.full((8, 8, 3), 90, np.uint8))[1].tobytes()
 JPEG = cv2.imencode(".jpg", np.full((8, 8, 3), 90, np.uint8))[1].tobytes()

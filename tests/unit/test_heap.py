@@ -15,7 +15,7 @@ import pytest
 PROBE = """
 import ctypes, sys
 import numpy as np
-from consumer.heap import configure_heap
+from consumer.engine.heap import configure_heap
 
 class Mallinfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
@@ -47,7 +47,7 @@ def test_a_large_block_is_mapped_only_with_the_setting() -> None:
 # Prints how many arenas glibc reports after four threads each allocated small blocks (served from arenas).
 ARENAS_PROBE = """
 import ctypes, os, sys, threading
-from consumer.heap import configure_heap
+from consumer.engine.heap import configure_heap
 
 if sys.argv[1] == "on":
     assert configure_heap()

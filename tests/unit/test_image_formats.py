@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, IptcImagePlugin, PngImagePlugin
 
-from consumer.decode import decode_image, to_rgb8
-from consumer.encode import EncodeQuality, encode_image
 from consumer.errors import ImageTooLarge, NotAnImage, UnsupportedImage
+from consumer.imaging.decode import decode_image, to_rgb8
+from consumer.imaging.encode import EncodeQuality, encode_image
 from tests.support import SAMPLES
 
 # The transpose that undoes each EXIF orientation (as PIL's exif_transpose applies it) is its

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from consumer.image_types import Box, Detection
-from consumer.mask import MaskPolicy, MaskSpec, mask_faces
+from consumer.imaging.mask import MaskPolicy, MaskSpec, mask_faces
+from consumer.imaging.types import Box, Detection
 from schemas import MaskMethod, MaskOptions, MaskShape
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, read_image, region_change

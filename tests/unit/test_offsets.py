@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.offsets import LogOffsets, OffsetTracker
+from consumer.engine.offsets import OffsetTracker
+from consumer.kafka.watermarks import LogOffsets
 
 P = ("requests", 0)
 Q = ("requests", 1)

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from consumer.pixel_budget import PixelBudget
+from consumer.imaging.pixel_budget import PixelBudget
 
 SETTLE_S = 0.2  # long enough for a thread that could go ahead to have done so
 

@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 
 from consumer.config import Settings
-from consumer.evaluate import AnnotatedImage, load_annotations
-from consumer.image_types import Box, Detection
-from consumer.mask import MaskSpec, mask_faces
-from consumer.model_files import DEFAULT_MODELS_DIR, ModelKind
-from consumer.scan import ScanDetector
-from consumer.strategy import Pass, Preset, Strategy
+from consumer.detection.model_files import DEFAULT_MODELS_DIR, ModelKind
+from consumer.detection.scan import ScanDetector
+from consumer.detection.strategy import Pass, Preset, Strategy
+from consumer.evaluation.recall import AnnotatedImage, load_annotations
+from consumer.imaging.mask import MaskSpec, mask_faces
+from consumer.imaging.types import Box, Detection
 from schemas import MaskMethod
 from tests.support import FACES, read_image
 

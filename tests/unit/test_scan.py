@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from consumer.detect import FaceDetector
-from consumer.image_types import Box, Detection
-from consumer.model_files import DEFAULT_MODELS_DIR, ModelKind
-from consumer.scan import ScanDetector
-from consumer.strategy import PRESETS, Hints, Pass, Preset, SecondLook, Strategy
-from consumer.tiling import windows
+from consumer.detection.model_files import DEFAULT_MODELS_DIR, ModelKind
+from consumer.detection.network import FaceDetector
+from consumer.detection.scan import ScanDetector
+from consumer.detection.strategy import PRESETS, Hints, Pass, Preset, SecondLook, Strategy
+from consumer.detection.tiling import windows
+from consumer.imaging.types import Box, Detection
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, read_image
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consumer.breaker import BreakerState, CircuitBreaker
-from consumer.schedule import DelayedRecords
+from consumer.engine.breaker import BreakerState, CircuitBreaker
+from consumer.engine.schedule import DelayedRecords
 
 
 class Clock:

@@ -9,9 +9,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from consumer.processing.outcome import OutcomeKind
+from consumer.processing.spans import STAGES, ContextOnly, OpenTelemetrySpans, SpanEnd
 from consumer.records import Record
-from consumer.spans import STAGES, ContextOnly, OpenTelemetrySpans, SpanEnd
-from schemas import StageTimings
+from schemas import ErrorClass, StageTimings
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -33,7 +34,7 @@ def exporting() -> tuple[OpenTelemetrySpans, InMemorySpanExporter]:
 def test_a_record_span_continues_the_requests_trace_with_a_child_per_stage() -> None:
     spans, exporter = exporting()
     span = spans.begin(record(f"00-{TRACE_ID}-{PARENT_SPAN}-01"))
-    span.end(SpanEnd(outcome="masked", failed=False, faces=2, timings=TIMINGS))
+    span.end(SpanEnd(outcome=OutcomeKind.MASKED, failed=False, faces=2, timings=TIMINGS))
     finished = {s.name: s for s in exporter.get_finished_spans()}
     process = finished["faceguard.process faceguard.requests"]
     assert f"{process.context.trace_id:032x}" == TRACE_ID
@@ -55,7 +56,7 @@ def test_a_record_span_continues_the_requests_trace_with_a_child_per_stage() -> 
 def test_a_failed_record_is_an_error_span_and_a_request_without_context_starts_a_trace() -> None:
     spans, exporter = exporting()
     span = spans.begin(record(None))
-    span.end(SpanEnd(outcome="dead_lettered", failed=True, error_class="not_an_image"))
+    span.end(SpanEnd(outcome=OutcomeKind.DEAD_LETTERED, failed=True, error_class=ErrorClass.NOT_AN_IMAGE))
     [process] = exporter.get_finished_spans()
     assert process.parent is None
     assert process.status.status_code is StatusCode.ERROR
@@ -66,6 +67,6 @@ def test_a_failed_record_is_an_error_span_and_a_request_without_context_starts_a
 
 def test_without_opentelemetry_the_context_still_propagates() -> None:
     span = ContextOnly().begin(record(f"00-{TRACE_ID}-{PARENT_SPAN}-01"))
-    span.end(SpanEnd(outcome="masked", failed=False))
+    span.end(SpanEnd(outcome=OutcomeKind.MASKED, failed=False))
     assert span.context.trace_id == TRACE_ID
     assert span.context.span_id != PARENT_SPAN

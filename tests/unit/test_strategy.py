@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.image_types import Box, Point
-from consumer.model_files import ModelKind
-from consumer.strategy import Hints, Pass, Preset, SecondLook, Strategy
+from consumer.detection.model_files import ModelKind
+from consumer.detection.strategy import Hints, Pass, Preset, SecondLook, Strategy
+from consumer.imaging.types import Box, Point
 
 
 def test_a_pass_keeps_by_score_and_size_and_hints_at_weaker_small_faces() -> None:

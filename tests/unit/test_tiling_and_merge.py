@@ -7,9 +7,9 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from consumer.image_types import Box, Detection, Point
-from consumer.merge import suppress_overlaps
-from consumer.tiling import Window, holding, tile_starts, to_source, windows
+from consumer.detection.merge import suppress_overlaps
+from consumer.detection.tiling import Window, holding, tile_starts, to_source, windows
+from consumer.imaging.types import Box, Detection, Point
 
 
 @pytest.mark.parametrize("length", [1, 127, 128, 129, 200, 500, 1024, 1537])

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from consumer.detect import FaceDetector
-from consumer.logs import JsonFormatter
-from consumer.model_files import DEFAULT_MODELS_DIR, ModelKind
+from consumer.detection.model_files import DEFAULT_MODELS_DIR, ModelKind
+from consumer.detection.network import FaceDetector
+from consumer.observability.logs import JsonFormatter
+from consumer.processing.trace import child_of, traced
 from consumer.records import OutgoingRecord
-from consumer.trace import child_of, traced
 from tests.support import REPO
 
 PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -53,7 +53,9 @@ def test_outputs_carry_exactly_one_traceparent() -> None:
 
 
 def test_json_lines_hold_the_known_fields_and_nothing_else_attached() -> None:
-    record = logging.LogRecord("consumer.process", logging.INFO, __file__, 1, "masked request=%s", ("r1",), None)
+    record = logging.LogRecord(
+        "consumer.processing.processor", logging.INFO, __file__, 1, "masked request=%s", ("r1",), None
+    )
     record.__dict__.update(request_id="r1", partition=2, offset=7, image=b"\x89PNG...", value=b"{...}")
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "masked request=r1"
@@ -66,8 +68,8 @@ def test_json_lines_hold_the_known_fields_and_nothing_else_attached() -> None:
 
 NATIVE_NOISE = """
 import logging, os, sys
-from consumer.detect import native_stderr_silenced
-from consumer.logs import LogFormat, configure_logging
+from consumer.detection.network import native_stderr_silenced
+from consumer.observability.logs import LogFormat, configure_logging
 configure_logging(LogFormat.JSON, verbose=False)
 with native_stderr_silenced():
     os.write(2, b"W0000 inference_runner_litert.cc] Input tensor memory is not aligned\\n")  # as LiteRT writes
@@ -94,6 +96,6 @@ def test_every_detection_runs_inside_the_silence(monkeypatch: pytest.MonkeyPatch
         yield
 
     with FaceDetector(ModelKind.SHORT_RANGE, DEFAULT_MODELS_DIR, 0.5) as detector:
-        monkeypatch.setattr("consumer.detect.native_stderr_silenced", recorded)
+        monkeypatch.setattr("consumer.detection.network.native_stderr_silenced", recorded)
         detector.detect(np.zeros((64, 64, 3), np.uint8))
         assert entered  # before closing, which is silenced too

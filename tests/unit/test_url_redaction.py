@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.url_redaction import redact, without_credentials
+from consumer.sources.url_redaction import redact, without_credentials
 
 S3_PRESIGNED = (
     "https://bucket.s3.eu-west-1.amazonaws.com/photos/a.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256"

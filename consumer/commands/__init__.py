@@ -1,0 +1,1 @@
+"""The command line's jobs: submit, collect, dead letters, anonymize files."""

@@ -1,0 +1,1 @@
+"""The worker process: the consumer thread, processing pool, delivery and offsets."""

@@ -1,0 +1,191 @@
+"""Processing guarantees: how finished records become published outputs and committed offsets.
+
+Both strategies publish a record's outputs and commit its offset only over a
+contiguous run of finished records per partition (`OffsetTracker`), so a crash
+at any moment loses nothing:
+
+- `ExactlyOnce`: outputs wait in memory until their record's offset is
+  committable; then the outputs of the run and the offsets go out in one
+  transaction. A crash aborts the open transaction: readers on read_committed
+  see each request's outputs once.
+- `AtLeastOnce`: outputs are produced as soon as a record finishes, and the
+  offset is committed after the broker acknowledged them all. A crash may
+  publish a record's outputs twice, under the same request id.
+
+`commit` is called often by the consumer thread. While the worker has an idle
+processing thread, it commits what is committable once `min_commit_gap_s` has
+passed since the last commit: a record finishing after a quiet spell goes at
+once, and records finishing close together share a transaction instead of each
+paying for its own (a transaction costs the broker several ms of CPU, on the
+same cores in a small deployment). While every thread is busy, it batches: it
+commits when `batch_size` records are ready or `commit_interval_s` has passed,
+so a saturated worker spends fewer round trips (and the broker fewer transaction
+markers) per record. Revocation and shutdown force a commit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from consumer.engine.offsets import Committable, OffsetTracker
+from consumer.errors import PublishError
+from consumer.kafka.consumer import RequestConsumer
+from consumer.kafka.producers import OutputProducer, TransactionalProducer
+from consumer.observability.metrics import Metrics
+from consumer.processing.outcome import Outcome
+
+# How often an idle worker serves delivery reports while outputs await their acknowledgement (at least once).
+ACKNOWLEDGEMENT_WAIT_S = 0.005
+
+
+@dataclass(frozen=True)
+class CommitPacing:
+    """When finished records are committed (see the module docstring)."""
+
+    batch_size: int  # with every thread busy: commit once this many are ready...
+    commit_interval_s: float  # ...or this long after the last commit
+    min_commit_gap_s: float  # with a thread idle: commit once this long has passed since the last commit
+    delivery_timeout_s: float  # how long the broker may take to acknowledge outputs
+
+
+class Delivery:
+    """Shared commit pacing; subclasses decide what a commit publishes. Owns the offset tracker."""
+
+    def __init__(self, pacing: CommitPacing, consumer: RequestConsumer, metrics: Metrics) -> None:
+        self._pacing = pacing
+        self.tracker: OffsetTracker[Outcome] = OffsetTracker()
+        self._consumer = consumer
+        self._metrics = metrics
+        self._last_commit = time.monotonic()
+
+    def complete(self, outcome: Outcome) -> None:
+        """A record finished processing. Raises PublishError when an earlier output was rejected."""
+        raise NotImplementedError
+
+    def commit(self, force: bool = False, saturated: bool = False) -> None:
+        """Commit what is committable: at once unless `saturated` (every processing thread busy), else when
+        due; always when `force`. Raises PublishError when the broker refuses."""
+        if not (force or self._due(saturated)):
+            return
+        runs = self.tracker.take_committable()
+        if runs:
+            started = self._last_commit = time.monotonic()
+            self._commit_runs(runs)
+            outcomes = [outcome for run in runs for outcome in run.payloads]
+            self._metrics.committed(outcomes, time.monotonic() - started)
+
+    def _due(self, saturated: bool) -> bool:
+        if not saturated:
+            return self.due_in() == 0
+        ready = self.tracker.committable_count
+        elapsed = time.monotonic() - self._last_commit
+        return ready >= self._pacing.batch_size or (ready > 0 and elapsed >= self._pacing.commit_interval_s)
+
+    def due_in(self) -> float | None:
+        """Seconds until what is committable is due with a thread idle (0: now); None when nothing is."""
+        if not self.tracker.committable_count:
+            return None
+        return max(0.0, self._pacing.min_commit_gap_s - (time.monotonic() - self._last_commit))
+
+    def wake_in(self) -> float | None:
+        """Seconds until the worker's loop should turn again for this delivery's sake (None: no need)."""
+        return self.due_in()
+
+    def drain(self) -> None:
+        """Wait for outstanding acknowledgements, then commit everything committable."""
+        self.commit(force=True)
+
+    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class ExactlyOnce(Delivery):
+    def __init__(
+        self,
+        pacing: CommitPacing,
+        consumer: RequestConsumer,
+        metrics: Metrics,
+        producer: TransactionalProducer,
+    ) -> None:
+        super().__init__(pacing, consumer, metrics)
+        self._producer = producer
+
+    def complete(self, outcome: Outcome) -> None:
+        self.tracker.finish(outcome.record.partition_key, outcome.record.offset, outcome)
+
+    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
+        outputs = [record for run in runs for outcome in run.payloads for record in outcome.outputs]
+        offsets = {run.partition: run.next_offset for run in runs}
+        self._producer.commit(outputs, offsets, self._consumer.group_metadata)
+        self._metrics.transactions.labels("committed").inc()
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+class AtLeastOnce(Delivery):
+    def __init__(
+        self,
+        pacing: CommitPacing,
+        consumer: RequestConsumer,
+        metrics: Metrics,
+        producer: OutputProducer,
+    ) -> None:
+        super().__init__(pacing, consumer, metrics)
+        self._producer = producer
+        self._rejected: str | None = None
+        self._unacknowledged = 0  # outputs sent whose delivery report has not been served yet
+
+    def complete(self, outcome: Outcome) -> None:
+        record = outcome.record
+        if not self.tracker.tracks(record.partition_key, record.offset):
+            return  # its partition was revoked: the new owner processes it again
+        if not outcome.outputs:
+            self.tracker.finish(record.partition_key, record.offset, outcome)
+            return
+        unacknowledged = [len(outcome.outputs)]
+        self._unacknowledged += len(outcome.outputs)
+
+        def acknowledged(error: str | None) -> None:
+            self._unacknowledged -= 1
+            if error is not None:
+                self._rejected = self._rejected or error
+                return
+            unacknowledged[0] -= 1
+            if unacknowledged[0] == 0:
+                self.tracker.finish(record.partition_key, record.offset, outcome)
+
+        for output in outcome.outputs:
+            self._producer.send(output, acknowledged)
+
+    def commit(self, force: bool = False, saturated: bool = False) -> None:
+        self._producer.poll()
+        if self._rejected is not None:
+            raise PublishError(f"an output was not acknowledged: {self._rejected}")
+        super().commit(force, saturated)
+
+    def wake_in(self) -> float | None:
+        """Soon while outputs await their acknowledgement: delivery reports are served by `commit`, and the
+        worker would otherwise serve them only when its poll for new requests ends (`poll_timeout_s`), so
+        that the record would be counted finished, its latency observed and its offset committed that
+        much later."""
+        due = super().wake_in()
+        if not self._unacknowledged:
+            return due
+        return ACKNOWLEDGEMENT_WAIT_S if due is None else min(due, ACKNOWLEDGEMENT_WAIT_S)
+
+    def drain(self) -> None:
+        undelivered = self._producer.flush(self._pacing.delivery_timeout_s)
+        if undelivered:
+            raise PublishError(f"{undelivered} outputs unacknowledged after {self._pacing.delivery_timeout_s}s")
+        self.commit(force=True)
+
+    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
+        self._consumer.commit({run.partition: run.next_offset for run in runs})
+
+    def close(self) -> None:
+        self._producer.close(self._pacing.delivery_timeout_s)

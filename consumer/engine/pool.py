@@ -1,0 +1,118 @@
+"""The processing threads: a bounded pool, one `RecordProcessor` (and so one detector) per thread.
+
+LiteRT and OpenCV release the GIL while they work, so threads scale about as
+well as processes would, without copying every image between processes
+(docs/benchmarks.md, "Why the code is as it is").
+The consumer thread submits records and collects completions; a processing
+thread never touches Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from consumer.errors import FaceguardError, SetupError
+from consumer.observability.health import Health
+from consumer.processing.outcome import Outcome
+from consumer.processing.processor import RecordProcessor
+from consumer.records import Record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Crash:
+    """A bug raised while processing `record`: the worker must stop loudly."""
+
+    record: Record
+    error: BaseException
+
+
+Completion = Outcome | Crash
+
+
+class ProcessingPool:
+    """`threads` processing threads fed from one queue; completions come back on another."""
+
+    def __init__(self, make_processor: Callable[[], RecordProcessor], threads: int, health: Health) -> None:
+        self._make_processor = make_processor
+        self._health = health
+        self._tasks: queue.Queue[Record | None] = queue.Queue()
+        self._done: queue.Queue[Completion] = queue.Queue()
+        self._threads = [threading.Thread(target=self._run, name=f"process-{i}", daemon=True) for i in range(threads)]
+        self._ready = threading.Barrier(threads + 1)
+        self._setup_errors: list[BaseException] = []
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start the threads and wait until each has built its processor. Raises SetupError if one could not."""
+        for thread in self._threads:
+            thread.start()
+        self._ready.wait(timeout_s)
+        if self._setup_errors:
+            self.close(0.0)
+            error = self._setup_errors[0]
+            raise error if isinstance(error, FaceguardError) else SetupError(f"processing thread failed: {error}")
+
+    def submit(self, record: Record) -> None:
+        self._tasks.put(record)
+
+    def take_back(self) -> list[Record]:
+        """Remove and return, in submission order, the records no thread has started yet."""
+        records: list[Record] = []
+        while True:
+            try:
+                record = self._tasks.get_nowait()
+            except queue.Empty:
+                return records
+            if record is None:  # closing: leave the stop signal in place
+                self._tasks.put(None)
+                return records
+            records.append(record)
+
+    def completions(self, timeout_s: float) -> list[Completion]:
+        """Completed records: waits up to `timeout_s` for the first, then takes what else is there."""
+        try:
+            done = [self._done.get(timeout=timeout_s) if timeout_s > 0 else self._done.get_nowait()]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                done.append(self._done.get_nowait())
+            except queue.Empty:
+                return done
+
+    def close(self, timeout_s: float) -> None:
+        """Ask the threads to stop after their current record and wait up to `timeout_s` for them."""
+        for _ in self._threads:
+            self._tasks.put(None)
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self) -> None:
+        try:
+            processor = self._make_processor()
+        except BaseException as exc:
+            self._setup_errors.append(exc)
+            self._ready.wait()
+            return
+        self._ready.wait()
+        name = threading.current_thread().name
+        try:
+            while (record := self._tasks.get()) is not None:
+                self._health.record_started(name)
+                try:
+                    self._done.put(processor.process(record))
+                except Exception as exc:
+                    log.exception("bug while processing %s[%d]@%d", record.topic, record.partition, record.offset)
+                    self._done.put(Crash(record, exc))
+                finally:
+                    self._health.record_done(name)
+        finally:
+            processor.close()

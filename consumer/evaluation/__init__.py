@@ -1,0 +1,1 @@
+"""Research code: the recall harness and the detector ceiling study."""

@@ -1,0 +1,1 @@
+"""Images: types, header sniffing, decode, encode, mask, and the pixel budget."""

@@ -1,0 +1,34 @@
+"""Encode stage: pixels back into the input's format.
+
+OpenCV writes pixel data only, so the output carries no EXIF, GPS or other
+metadata of the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+
+from consumer.imaging.types import ImageFormat, Pixels
+
+
+@dataclass(frozen=True)
+class EncodeQuality:
+    jpeg: int = 92
+    webp: int = 90
+
+
+def encode_image(pixels: Pixels, image_format: ImageFormat, quality: EncodeQuality) -> bytes:
+    """`pixels` encoded as `image_format`. Raises RuntimeError if OpenCV cannot encode them (a bug)."""
+    params: list[int] = []
+    if image_format is ImageFormat.JPEG:
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality.jpeg]
+    elif image_format is ImageFormat.WEBP:
+        params = [cv2.IMWRITE_WEBP_QUALITY, quality.webp]
+    elif image_format is ImageFormat.PNG:
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    ok, buffer = cv2.imencode(image_format.extension, pixels, params)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a {pixels.shape} {pixels.dtype} image as {image_format.value}")
+    return buffer.tobytes()

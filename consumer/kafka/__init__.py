@@ -1,0 +1,1 @@
+"""The Kafka boundary: the only package that imports confluent_kafka."""

@@ -1,0 +1,254 @@
+"""The worker's producers: idempotent (at least once, and the command line) and transactional (exactly once).
+
+- `OutputProducer`: idempotent, acks=all; reports each record's delivery to a callback.
+- `TransactionalProducer`: a batch's outputs and its consumed offsets in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from consumer.errors import PublishError, SetupError
+from consumer.kafka.messages import KAFKA_LOG, Offsets, log_client_error, produce, topic_partitions
+from consumer.kafka.options import ClientConfig, ProducerOptions, TransactionOptions
+from consumer.observability.metrics import Metrics
+from consumer.records import OutgoingRecord
+
+log = logging.getLogger(__name__)
+
+
+def producer_config(client: ClientConfig, options: ProducerOptions) -> dict[str, Any]:
+    """The librdkafka configuration of an idempotent producer."""
+    return {
+        **client,
+        "logger": KAFKA_LOG,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.max.bytes": options.max_record_bytes,
+        "delivery.timeout.ms": int(options.delivery_timeout_s * 1000),
+        "error_cb": log_client_error,
+    }
+
+
+class OutputProducer:
+    """An idempotent producer; `send` reports each record's delivery to a callback."""
+
+    def __init__(self, client: ClientConfig, options: ProducerOptions) -> None:
+        self._producer = Producer(producer_config(client, options))
+
+    def send(self, record: OutgoingRecord, on_delivery: Callable[[str | None], None]) -> None:
+        """Queue `record`; `on_delivery(None)` once acknowledged, `on_delivery(reason)` on failure.
+
+        Callbacks run inside `poll` or `flush`, on the caller's thread.
+        """
+
+        def report(error: KafkaError | None, _message: Message) -> None:
+            on_delivery(None if error is None else error.str())
+
+        produce(self._producer, record, report)
+
+    def poll(self) -> None:
+        """Serve delivery reports that are ready, without waiting."""
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for every queued record's delivery report; returns how many are still undelivered."""
+        return int(self._producer.flush(timeout_s))
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._producer.flush(timeout_s)
+
+
+class _Hung(Exception):
+    """A transactional call did not return within its own timeout."""
+
+
+# Each blocking transactional call gets this timeout; a call still blocked this much later is hung.
+TXN_CALL_TIMEOUT_S = 10.0
+TXN_HUNG_AFTER_S = TXN_CALL_TIMEOUT_S + 5.0
+
+
+class _Watchdog:
+    """Runs blocking librdkafka calls on a helper thread; raises _Hung if one outlives TXN_HUNG_AFTER_S.
+
+    librdkafka's send_offsets_to_transaction can ignore its timeout and block for
+    good after the group coordinator went away (librdkafka issues 5456 and 5511;
+    seen here across a broker restart). The caller then replaces the producer,
+    and the hung helper thread is abandoned.
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="txn-call")
+
+    def call(self, blocking: Callable[[], None]) -> None:
+        future = self._executor.submit(blocking)
+        try:
+            future.result(TXN_HUNG_AFTER_S)
+        except FutureTimeout:
+            self._executor.shutdown(wait=False)
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="txn-call")
+            raise _Hung from None
+
+
+def transactional_config(
+    client: ClientConfig, options: ProducerOptions, transaction: TransactionOptions
+) -> dict[str, Any]:
+    """The librdkafka configuration of the worker's transactional producer."""
+    return {
+        **producer_config(client, options),
+        "transactional.id": transaction.transactional_id,
+        "transaction.timeout.ms": int(transaction.timeout_s * 1000),
+        # A transaction begun while the broker still writes the last one's commit markers is refused
+        # (CONCURRENT_TRANSACTIONS) and retried after this backoff; at librdkafka's 100 ms every back-to-back
+        # transaction waits it out (ops/bench_transactions.py). The Java client retries these after 20 ms.
+        # Repeated failures still back off exponentially to the max.
+        "retry.backoff.ms": 10,
+        "retry.backoff.max.ms": 1000,
+    }
+
+
+# Fatal errors that mean another producer took this transactional id.
+FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+
+
+class TransactionalProducer:
+    """Writes a batch's outputs and its consumed offsets in one transaction.
+
+    The transactional id is stable per worker, so a restarted worker aborts its
+    dead predecessor's open transaction at once, and a zombie is fenced. A
+    transactional call that hangs is abandoned with its producer: a new producer
+    under the same id fences the old one and aborts its open transaction, and the
+    batch is written again.
+    """
+
+    def __init__(
+        self, client: ClientConfig, options: ProducerOptions, transaction: TransactionOptions, metrics: Metrics
+    ) -> None:
+        self._config = transactional_config(client, options, transaction)
+        self._id = transaction.transactional_id
+        self._timeout_s = options.delivery_timeout_s
+        self._metrics = metrics
+        self._watchdog = _Watchdog()
+        self._producer = self._start_producer()
+
+    def _start_producer(self) -> Producer:
+        producer = Producer(self._config)
+        try:
+            producer.init_transactions(self._timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0]
+            raise SetupError(
+                f"cannot start transactions as {self._id}: {error.str()}"
+                " (brokers without transactions need FACEGUARD_GUARANTEE=at_least_once)"
+            ) from exc
+        return producer
+
+    def commit(self, outputs: Sequence[OutgoingRecord], offsets: Offsets, group_metadata: Callable[[], Any]) -> None:
+        """Publish `outputs` and commit `offsets` atomically.
+
+        Failed or hung attempts are aborted and retried with the same outputs until
+        `delivery_timeout_s`. Raises PublishError when fenced (another worker took this
+        transactional id) or when the broker stays unavailable.
+        """
+        deadline = time.monotonic() + self._timeout_s
+        while True:
+            producer = self._producer
+            open_transaction = False
+            try:
+                producer.begin_transaction()
+                open_transaction = True
+                for record in outputs:
+                    produce(producer, record, None)
+                self._watchdog.call(
+                    lambda producer=producer: producer.send_offsets_to_transaction(  # type: ignore[misc]
+                        topic_partitions(offsets), group_metadata(), TXN_CALL_TIMEOUT_S
+                    )
+                )
+                self._commit_transaction(producer, deadline)
+                return
+            except _Hung:
+                self._check_deadline(deadline, "a transactional call hung")
+                log.error("a transactional call hung; replacing the producer (its transaction is aborted)")
+                self._replace_producer(deadline)
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.fatal():
+                    self._fatal(error, deadline)
+                    continue
+                self._check_deadline(deadline, error.str())
+                log.warning("transaction failed; aborting it and trying again: %s", error.str())
+                if open_transaction:
+                    self._abort(producer, deadline)
+                time.sleep(0.2)
+
+    def _fatal(self, error: KafkaError, deadline: float) -> None:
+        """After a fatal producer error: stop if fenced, else replace the producer.
+
+        Fatal but not fenced happens when the broker restarts mid-transaction (for
+        example INVALID_TXN_STATE on ending it); a new producer under the same id
+        aborts the open transaction, and the batch is written again.
+        """
+        if error.code() in FENCED:
+            raise PublishError(
+                f"transactional producer {self._id} was fenced: {error.str()}"
+                " (is another worker running with the same FACEGUARD_WORKER_ID?)"
+            )
+        self._check_deadline(deadline, error.str())
+        log.error("transactional producer failed: %s; replacing it (its transaction is aborted)", error.str())
+        self._replace_producer(deadline)
+
+    def _replace_producer(self, deadline: float) -> None:
+        """A new producer under the same transactional id, retried until `deadline`."""
+        self._metrics.transactions.labels("aborted").inc()  # the new producer aborts the open one
+        while True:
+            try:
+                self._producer = self._start_producer()
+                return
+            except SetupError as exc:
+                self._check_deadline(deadline, str(exc))
+                log.warning("%s; trying again", exc)
+                time.sleep(1.0)
+
+    def _check_deadline(self, deadline: float, why: str) -> None:
+        if time.monotonic() > deadline:
+            raise PublishError(f"transaction not committed within {self._timeout_s:g}s: {why}")
+
+    def _commit_transaction(self, producer: Producer, deadline: float) -> None:
+        while True:
+            try:
+                self._watchdog.call(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S))
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if not error.retriable() or time.monotonic() > deadline:
+                    raise
+                log.warning("transaction commit not acknowledged yet, retrying: %s", error.str())
+
+    def _abort(self, producer: Producer, deadline: float) -> None:
+        while True:
+            try:
+                self._watchdog.call(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S))
+                self._metrics.transactions.labels("aborted").inc()
+                return
+            except _Hung:
+                log.error("aborting a transaction hung; replacing the producer")
+                self._replace_producer(deadline)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.fatal():
+                    self._fatal(error, deadline)
+                    return
+                if not error.retriable() or time.monotonic() > deadline:
+                    raise PublishError(f"could not abort a failed transaction: {error.str()}") from exc
+
+    def close(self) -> None:
+        self._producer.flush(5.0)

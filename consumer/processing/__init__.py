@@ -1,0 +1,1 @@
+"""One record's work: the pipeline, the record processor, its outputs, retries and traces."""
