@@ -30,6 +30,7 @@ from consumer.kafka.options import ClientConfig, GroupOptions, GroupProtocol, Pr
 from consumer.observability.logs import LogFormat
 from consumer.processing.outputs import OutputOptions
 from consumer.processing.pipeline import PipelineOptions
+from consumer.processing.request import RequestLimits
 from consumer.sources.address_policy import AddressPolicy, parse_networks
 from consumer.topics import Topics
 from schemas import MaskMethod, MaskShape
@@ -185,6 +186,12 @@ class Settings(BaseSettings):
             "alone). Bounds memory: see the sizing formula in the README."
         ),
     )
+    max_request_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=512 * 1024,
+        description="Largest request value; a larger one is dead-lettered (outputs copy it, so it bounds them too).",
+    )
     jpeg_quality: int = Field(92, ge=1, le=100)
     webp_quality: int = Field(90, ge=1, le=100)
 
@@ -289,7 +296,14 @@ class Settings(BaseSettings):
 
     @property
     def output_options(self) -> OutputOptions:
-        return OutputOptions(self.topics, self.worker_id, self.group_id, self.dlq_keep_binary_values)
+        return OutputOptions(
+            topics=self.topics,
+            worker_id=self.worker_id,
+            group_id=self.group_id,
+            keep_binary_values=self.dlq_keep_binary_values,
+            limits=RequestLimits(max_value_bytes=self.max_request_bytes),
+            max_record_bytes=self.max_record_bytes,
+        )
 
     @property
     def group_options(self) -> GroupOptions:

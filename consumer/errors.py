@@ -9,19 +9,23 @@
     │   ├── SourceNotFound        missing file or object, HTTP 404/410, access denied
     │   ├── NotAnImage            bytes that are not a JPEG, PNG, BMP or WebP we can decode (or cut short)
     │   ├── UnsupportedImage      an image we read but do not mask: animated PNG or WebP
-    │   └── ImageTooLarge         over the byte or pixel limit (pixels read from the header)
+    │   └── ImageTooLarge         over the byte or pixel limit (pixels read from the header), or outputs
+    │                             that would not fit in a record
+    ├── ProcessingBug         -> our code raised on this record attempt after attempt: dead-letter it
+    │                            (processing_bug, with the exception type), count it, keep going
     ├── TransientFailure      -> may pass later: retried after a growing delay, then dead-lettered
     │   ├── SourceUnavailable     fetch timeout, connection refused, HTTP 5xx/429, S3 throttling
     │   └── OutputStoreUnavailable  the masked image could not be written to the output store
     ├── SetupError            -> refuse to start (bad configuration, topics or brokers not usable)
     │   └── ModelFileError        a model file missing or not matching its pinned sha256
-    ├── PublishError          -> stop the worker; uncommitted records are consumed again
-    └── ProcessingBug         -> commit what finished, then stop the worker loudly
+    └── PublishError          -> stop the worker; uncommitted records are consumed again
 
 A transient failure goes to retry tier N after its Nth failure (`processing.retry`),
 and after the last tier to the dead-letter topic with retryable=true, for redrive.
-Anything else raised while processing is a bug (`ProcessingBug`): the worker commits
-what it had finished, then crashes loudly so that its supervisor restarts it.
+Anything else raised while processing a record is a bug: the record is tried again,
+and after `MAX_BUG_ATTEMPTS` it becomes a `ProcessingBug` dead letter. The bug stays
+loud (an error log with the traceback, `faceguard_processing_bugs_total`, an alert)
+but one bad record never stops a partition or the worker.
 Third-party errors are translated into these types once, where they are raised.
 """
 
@@ -73,6 +77,12 @@ class ImageTooLarge(InvalidInput):
     error_class = ErrorClass.IMAGE_TOO_LARGE
 
 
+class ProcessingBug(RecordFailure):
+    """Processing raised something that is not a RecordFailure, on every attempt: our bug, not the input's."""
+
+    error_class = ErrorClass.PROCESSING_BUG
+
+
 class TransientFailure(RecordFailure):
     """The source may answer later: retried on the next tier, dead-lettered as retryable after the last."""
 
@@ -97,7 +107,3 @@ class ModelFileError(SetupError):
 
 class PublishError(FaceguardError):
     """The broker did not acknowledge an output; the worker stops without committing it."""
-
-
-class ProcessingBug(FaceguardError):
-    """A processing thread raised something that is not a RecordFailure."""

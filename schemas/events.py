@@ -252,6 +252,7 @@ class ErrorClass(StrEnum):
     IMAGE_TOO_LARGE = "image_too_large"
     SOURCE_UNAVAILABLE = "source_unavailable"
     OUTPUT_STORE_UNAVAILABLE = "output_store_unavailable"
+    PROCESSING_BUG = "processing_bug"  # our code failed on this record, attempt after attempt
 
 
 class FailureHeaders(Contract):
@@ -291,7 +292,12 @@ class DeadLetterHeaders(FailureHeaders):
         alias="faceguard-retryable", description="true when the failure may pass on a later attempt (redrive)."
     )
     faceguard_original_key: str | None = Field(
-        None, alias="faceguard-original-key", description="The request record's key (also the DLQ record's key)."
+        None,
+        alias="faceguard-original-key",
+        description=(
+            "The request record's key (also the DLQ record's key; a key over 1 KiB is shortened here, and the DLQ "
+            "record is keyed by its sha256)."
+        ),
     )
     faceguard_consumer_group: str = Field(alias="faceguard-consumer-group")
     faceguard_failed_at: datetime = Field(alias="faceguard-failed-at")
@@ -299,6 +305,11 @@ class DeadLetterHeaders(FailureHeaders):
         None,
         alias="faceguard-value-dropped",
         description="Set when the consumed value was binary (possibly an image) and was left out of the DLQ.",
+    )
+    faceguard_value_truncated: str | None = Field(
+        None,
+        alias="faceguard-value-truncated",
+        description="Set when the consumed value was over the request size limit: how much of it the DLQ keeps.",
     )
 
 

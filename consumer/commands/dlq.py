@@ -121,6 +121,8 @@ def plan_redrive(letters: Iterable[DeadLetter], max_redrives: int) -> RedrivePla
         count = letter.headers.faceguard_redrive_count
         if letter.record.value is None:
             plan.refused.append((letter, "no request value (a binary value was left out of the DLQ)"))
+        elif letter.headers.faceguard_value_truncated:
+            plan.refused.append((letter, f"the value was cut to fit ({letter.headers.faceguard_value_truncated})"))
         elif count >= max_redrives:
             plan.refused.append((letter, f"already redriven {count} times (limit {max_redrives})"))
         else:

@@ -1,9 +1,11 @@
 """The circuit breaker: stop consuming when every recent record fails.
 
-After a bad deploy (a wrong allowed root, an unreachable store) every record
-fails, and a worker that kept going would drain the whole topic into the
-dead-letter and retry topics. The breaker watches the outcome of the last
-`window` records; when at least `failure_ratio` of them failed it opens: the
+After a bad deploy (an unreachable source or store, a bug in every record's
+path) every record fails, and a worker that kept going would drain the whole
+topic into the dead-letter and retry topics. The breaker watches the outcome of
+the last `window` records, counting only failures of ours or of a dependency
+(`Outcome.breaker_failure`: invalid input is the record's fault and goes to the
+DLQ at full speed); when at least `failure_ratio` of them failed it opens: the
 worker pauses its partitions, dispatches nothing and reports itself unready.
 After `cooldown_s` it lets one probe record through (half-open); a probe that
 succeeds closes the breaker, one that fails opens it for another cooldown.

@@ -5,6 +5,11 @@ well as processes would, without copying every image between processes
 (docs/benchmarks.md, "Why the code is as it is").
 The consumer thread submits records and collects completions; a processing
 thread never touches Kafka.
+
+A record whose processing raises (a bug of ours, not a `RecordFailure`) comes back
+as a `Crash`, and the consumer thread hands it in again; on its `MAX_BUG_ATTEMPTS`th
+crash its processor dead-letters it as `processing_bug` instead, so one bad record
+never stops its partition or the worker.
 """
 
 from __future__ import annotations
@@ -25,12 +30,40 @@ from consumer.records import Record
 log = logging.getLogger(__name__)
 
 
+MAX_BUG_ATTEMPTS = 3  # crashes of one record before it is dead-lettered as processing_bug
+MAX_TRACKED_BUGS = 10_000  # records remembered as having crashed; the oldest are forgotten beyond it
+
+
 @dataclass(frozen=True)
 class Crash:
-    """A bug raised while processing `record`: the worker must stop loudly."""
+    """A bug raised while processing `record`, on its `attempts`th try. `final`: dead-lettering it raised
+    too, so the worker must stop loudly."""
 
     record: Record
     error: BaseException
+    attempts: int
+    final: bool = False
+
+
+class BugAttempts:
+    """How often each record's processing raised, across threads and the record's retries."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, int, int], int] = {}
+
+    def crashed(self, record: Record) -> int:
+        """Count one more crash of `record`; returns its crashes so far."""
+        key = (record.topic, record.partition, record.offset)
+        with self._lock:
+            self._counts[key] = self._counts.pop(key, 0) + 1
+            while len(self._counts) > MAX_TRACKED_BUGS:
+                del self._counts[next(iter(self._counts))]
+            return self._counts[key]
+
+    def forget(self, record: Record) -> None:
+        with self._lock:
+            self._counts.pop((record.topic, record.partition, record.offset), None)
 
 
 Completion = Outcome | Crash
@@ -47,6 +80,7 @@ class ProcessingPool:
         self._threads = [threading.Thread(target=self._run, name=f"process-{i}", daemon=True) for i in range(threads)]
         self._ready = threading.Barrier(threads + 1)
         self._setup_errors: list[BaseException] = []
+        self._bugs = BugAttempts()
 
     def start(self, timeout_s: float = 120.0) -> None:
         """Start the threads and wait until each has built its processor. Raises SetupError if one could not."""
@@ -95,6 +129,31 @@ class ProcessingPool:
             if thread.is_alive():
                 thread.join(max(0.0, deadline - time.monotonic()))
 
+    def _complete(self, processor: RecordProcessor, record: Record) -> Completion:
+        """The record's outcome; a Crash when processing raised, or its dead letter on the last attempt."""
+        try:
+            outcome = processor.process(record)
+        except Exception as exc:
+            attempts = self._bugs.crashed(record)
+            log.exception(
+                "bug while processing %s[%d]@%d (attempt %d of %d)",
+                record.topic,
+                record.partition,
+                record.offset,
+                attempts,
+                MAX_BUG_ATTEMPTS,
+                extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+            )
+            if attempts < MAX_BUG_ATTEMPTS:
+                return Crash(record, exc, attempts)
+            try:
+                outcome = processor.dead_letter_bug(record, exc, attempts)
+            except Exception as final:
+                log.exception("bug while dead-lettering %s[%d]@%d", record.topic, record.partition, record.offset)
+                return Crash(record, final, attempts, final=True)
+        self._bugs.forget(record)
+        return outcome
+
     def _run(self) -> None:
         try:
             processor = self._make_processor()
@@ -108,10 +167,7 @@ class ProcessingPool:
             while (record := self._tasks.get()) is not None:
                 self._health.record_started(name)
                 try:
-                    self._done.put(processor.process(record))
-                except Exception as exc:
-                    log.exception("bug while processing %s[%d]@%d", record.topic, record.partition, record.offset)
-                    self._done.put(Crash(record, exc))
+                    self._done.put(self._complete(processor, record))
                 finally:
                     self._health.record_done(name)
         finally:

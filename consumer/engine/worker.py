@@ -18,7 +18,10 @@ On revocation, in-flight work of the revoked partitions finishes (up to
 `drain_timeout_s`) and is committed before the partitions are released. On a
 stop request (SIGTERM), no new record is dispatched; in-flight work finishes
 within `drain_timeout_s`, is committed, and the worker leaves the group.
-A bug in processing commits what finished, then stops the worker loudly.
+A record whose processing raised (a bug) is dispatched again, ahead of the
+others; the pool dead-letters it after `MAX_BUG_ATTEMPTS`. Each crash is counted
+(`faceguard_processing_bugs_total`). Only a bug in dead-lettering itself stops
+the worker, after committing what finished.
 """
 
 from __future__ import annotations
@@ -175,7 +178,7 @@ class Worker:
             if self._crash is not None:
                 self.delivery.commit(force=True)
                 raise ProcessingBug(
-                    f"bug while processing {self._crash.record.topic}[{self._crash.record.partition}]"
+                    f"bug while dead-lettering {self._crash.record.topic}[{self._crash.record.partition}]"
                     f"@{self._crash.record.offset}: {self._crash.error!r}"
                 )
             if self._stopping:
@@ -254,14 +257,23 @@ class Worker:
             if self._in_pool[key] > 0:
                 self._in_pool[key] -= 1
             if isinstance(completion, Crash):
-                self._crash = self._crash or completion
+                self._crashed(completion)
                 continue
             self._metrics.processed(completion)
             was_open = self._breaker.state is BreakerState.OPEN
-            self._breaker.record(completion.failed)
+            self._breaker.record(completion.breaker_failure)
             self.delivery.complete(completion)
             if not was_open and self._breaker.state is BreakerState.OPEN:
                 self._hold_back_queued()
+
+    def _crashed(self, crash: Crash) -> None:
+        """Try the record again, ahead of the rest (it holds its partition's commits back), unless it is
+        no longer ours or dead-lettering it failed too."""
+        self._metrics.processing_bugs.inc()
+        if crash.final:
+            self._crash = self._crash or crash
+        elif crash.record.partition_key in self._assigned and not self._stopping:
+            self._ready.appendleft(crash.record)
 
     def _hold_back_queued(self) -> None:
         """Take records no thread has started back from the pool, ahead of the other ready ones."""

@@ -45,6 +45,12 @@ class Metrics:
             ["error_class", "action"],
             registry=r,
         )
+        self.processing_bugs = Counter(
+            "faceguard_processing_bugs_total",
+            "Times processing a record raised an unexpected exception (a bug of ours); a record that does on "
+            "every attempt is dead-lettered as processing_bug.",
+            registry=r,
+        )
         # Latency.
         self.end_to_end = Histogram(
             "faceguard_end_to_end_seconds",

@@ -9,6 +9,11 @@ from consumer.processing.pipeline import AnonymizedImage
 from consumer.records import OutgoingRecord, Record
 from schemas import ErrorClass
 
+# What the circuit breaker counts: sources and the store failing, and our own bugs.
+BREAKER_CLASSES = frozenset(
+    {ErrorClass.SOURCE_UNAVAILABLE, ErrorClass.OUTPUT_STORE_UNAVAILABLE, ErrorClass.PROCESSING_BUG}
+)
+
 
 class OutcomeKind(StrEnum):
     MASKED = "masked"
@@ -27,6 +32,12 @@ class Outcome:
     error_class: ErrorClass | None = None
     result: AnonymizedImage | None = None  # when masked: what the pipeline did, for the metrics
     input_bytes: int = 0
+
+    @property
+    def breaker_failure(self) -> bool:
+        """A failure of ours or of a dependency (a source, the store), which the circuit breaker counts; the
+        record's own faults (invalid input) never open it."""
+        return self.error_class in BREAKER_CLASSES
 
     @property
     def failed(self) -> bool:

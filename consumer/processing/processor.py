@@ -10,12 +10,10 @@ raised here is a bug and propagates.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
+from collections.abc import Callable
 
-from pydantic import ValidationError
-
-from consumer.errors import InvalidRequest, RecordFailure
+from consumer.errors import ProcessingBug, RecordFailure
 from consumer.processing.claim_check import ClaimCheck
 from consumer.processing.outcome import Outcome, OutcomeKind
 from consumer.processing.outputs import (
@@ -26,12 +24,13 @@ from consumer.processing.outputs import (
     success_records,
 )
 from consumer.processing.pipeline import Anonymizer, Stopwatch, metadata_event
+from consumer.processing.request import parse_request
 from consumer.processing.retry import history_of, route_failure
 from consumer.processing.spans import ContextOnly, SpanEnd, Spans
 from consumer.processing.trace import TraceContext, traced
 from consumer.records import Record
 from consumer.sources.fetch import Fetcher
-from schemas import ImageRequest, SourceRecord
+from schemas import SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +54,16 @@ class RecordProcessor:
 
     def process(self, record: Record) -> Outcome:
         """The outcome of one record, its outputs carrying the record's span. Raises only on a bug."""
+        return self._traced(record, lambda trace: self._outcome(record, trace))
+
+    def dead_letter_bug(self, record: Record, error: Exception, attempts: int) -> Outcome:
+        """The dead letter of a record whose processing raised `error` (a bug) on each of `attempts`."""
+        failure = ProcessingBug(f"{type(error).__name__} on each of {attempts} attempts: {error}")
+        return self._traced(record, lambda trace: self._failed(record, failure, None, trace))
+
+    def _traced(self, record: Record, outcome_of: Callable[[TraceContext], Outcome]) -> Outcome:
         span = self._spans.begin(record)
-        outcome = self._outcome(record, span.context)
+        outcome = outcome_of(span.context)
         result = outcome.result
         span.end(
             SpanEnd(
@@ -72,16 +79,17 @@ class RecordProcessor:
     def _outcome(self, record: Record, trace: TraceContext) -> Outcome:
         request = None
         try:
-            request = parse_request(record)
+            request = parse_request(record, self._outputs.limits)
             clock = Stopwatch()
             data = self._fetcher.fetch(request.image_ref)
             result = self._anonymizer.anonymize(data, request.mask, fetch_ms=clock.lap())
             stored = self._claim_check.place(request.request_id, result)
+            source = SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
+            event = metadata_event(request, result, self._anonymizer.detector.info, self._outputs.worker_id, source)
+            event = event.model_copy(update={"output": stored})
+            outputs = success_records(self._outputs, result, event)
         except RecordFailure as failure:
             return self._failed(record, failure, None if request is None else request.request_id, trace)
-        source = SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
-        event = metadata_event(request, result, self._anonymizer.detector.info, self._outputs.worker_id, source)
-        event = event.model_copy(update={"output": stored})
         kind = OutcomeKind.MASKED if event.total_count else OutcomeKind.NO_FACES
         fields = {"outcome": kind.value, "faces": event.total_count, "ms": round(event.processing_time_ms, 1)}
         log.info(
@@ -96,7 +104,7 @@ class RecordProcessor:
             stored is not None,
             extra=log_fields(record, request.request_id, trace) | fields | {"stored": stored is not None},
         )
-        return Outcome(record, kind, success_records(self._outputs, result, event), None, result, len(data))
+        return Outcome(record, kind, outputs, None, result, len(data))
 
     def _failed(self, record: Record, failure: RecordFailure, request_id: str | None, trace: TraceContext) -> Outcome:
         topics = self._outputs.topics
@@ -140,18 +148,3 @@ def log_fields(record: Record, request_id: str | None, trace: TraceContext) -> d
         "offset": record.offset,
         "trace_id": trace.trace_id,
     }
-
-
-def parse_request(record: Record) -> ImageRequest:
-    """The request in `record`'s value. Raises InvalidRequest with a readable reason."""
-    if not record.value:
-        raise InvalidRequest("the record has no value; expected an ImageRequest JSON object")
-    try:
-        payload = json.loads(record.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"the value is not JSON: {exc}") from exc
-    try:
-        return ImageRequest.model_validate(payload)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
-        raise InvalidRequest(f"the request breaks the ImageRequest contract: {problems}") from exc

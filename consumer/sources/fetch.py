@@ -20,6 +20,7 @@ from consumer.imaging.decode import sniff_format
 from consumer.sources.address_policy import AddressPolicy
 from consumer.sources.files import local_path, read_file
 from consumer.sources.http import HttpLimits, HttpSource
+from consumer.sources.references import check_reference
 from consumer.sources.s3 import S3Options, parse_s3_uri, read_object, s3_client
 from consumer.sources.url_redaction import redact
 
@@ -57,6 +58,7 @@ class Fetcher:
 
         Raises InvalidInput subclasses (dead-letter at once) or SourceUnavailable (may pass later).
         """
+        check_reference(ref)
         scheme = urlsplit(ref).scheme.lower()
         if scheme == "file":
             return read_file(local_path(ref, self._policy.allowed_roots), self._policy.max_bytes)

@@ -23,6 +23,7 @@ import httpx
 
 from consumer.errors import ImageTooLarge, SourceNotFound, SourceUnavailable, UnsupportedReference
 from consumer.sources.address_policy import AddressPolicy
+from consumer.sources.references import check_reference
 from consumer.sources.url_redaction import redact
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -115,6 +116,7 @@ class HttpSource:
         """
         deadline = time.monotonic() + self._limits.total_timeout_s
         for _hop in range(self._limits.max_redirects + 1):
+            check_reference(url)  # a redirect's target is as untrusted as the request's
             self._policy.check_url(urlsplit(url))
             try:
                 fetched, location = self._get(url, deadline)

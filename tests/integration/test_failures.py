@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def test_retries_wait_their_tier_without_holding_back_the_main_topic(
 
 
 def test_breaker_stops_a_burst_of_failures_and_recovers_once_the_cause_is_fixed(
-    make_stack: MakeStack, tmp_path: Path
+    make_stack: MakeStack, image_server: ImageServer
 ) -> None:
     stack = make_stack(
         partitions=1,
@@ -78,10 +79,8 @@ def test_breaker_stops_a_burst_of_failures_and_recovers_once_the_cause_is_fixed(
         FACEGUARD_BREAKER_WINDOW="4",
         FACEGUARD_BREAKER_COOLDOWN_S="3",
     )
-    later = tmp_path / "later"
-    later.mkdir()
-    paths = [later / f"img-{i}.png" for i in range(24)]
-    ids = stack.submit(*[p.as_uri() for p in paths])  # none of the files exists yet
+    urls = [image_server.script(f"/img-{i}.png", ASTRONAUT, fail_first=10**9) for i in range(24)]
+    ids = stack.submit(*urls)  # the source answers 503 to every one of them
     stack.start_worker()
 
     stack.outputs(4, timeout_s=60)
@@ -90,14 +89,34 @@ def test_breaker_stops_a_burst_of_failures_and_recovers_once_the_cause_is_fixed(
     assert tripped < len(ids) / 2, "the breaker should have stopped the drain into the DLQ"
     assert "circuit breaker open" in stack.worker_log()
 
-    for path in paths:  # the cause is fixed: the files appear
-        path.write_bytes(ASTRONAUT)
+    for script in image_server.scripts.values():  # the cause is fixed: the source serves again
+        script.fail_first = 0
     outputs = stack.outputs(set(ids), timeout_s=60)
     dead = {(r.key or b"").decode() for r in outputs.dead_letters}
     masked = set(outputs.metadata)
     assert dead | masked == set(ids)
-    assert len(dead) <= tripped + 1, "at most one more failed probe after the files appeared"
+    assert len(dead) <= tripped + 1, "at most one more failed probe after the source came back"
     assert "circuit breaker closed" in stack.worker_log()
+
+
+def test_invalid_input_never_opens_the_breaker(make_stack: MakeStack, tmp_path: Path) -> None:
+    # A producer's bad batch: 55 junk records ahead of one good request. Each goes to the DLQ at once;
+    # the good one is not held back by a breaker cooling down (before: it opened 6 times, 60 s of waiting).
+    stack = make_stack(partitions=1, FACEGUARD_BREAKER_WINDOW="4", FACEGUARD_BREAKER_COOLDOWN_S="30")
+    junk = [b"not json", b"{}", b'{"request_id": "x", "image_ref": "gopher://a"}'] * 15
+    junk += [
+        json.dumps({"request_id": f"m{i}", "image_ref": (tmp_path / f"m{i}.png").as_uri()}).encode() for i in range(10)
+    ]
+    stack.produce_raw(junk)
+    [good] = stack.submit(SAMPLES / "astronaut.png")
+    started = time.monotonic()
+    stack.start_worker()
+    outputs = stack.outputs(len(junk) + 1, timeout_s=60)
+    took = time.monotonic() - started
+    assert good in outputs.metadata
+    assert len(outputs.dead_letters) == len(junk)
+    assert "circuit breaker open" not in stack.worker_log()
+    assert took < 30, f"{took:.1f} s: the good request waited for a cooldown"
 
 
 def test_a_fetch_slower_than_max_poll_interval_causes_no_rebalance(

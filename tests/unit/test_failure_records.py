@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from consumer.config import Settings
 from consumer.errors import InvalidRequest, NotAnImage, SourceNotFound, SourceUnavailable
 from consumer.processing.outputs import FailedRecord, dead_letter_record, retry_record
-from consumer.processing.processor import parse_request
+from consumer.processing.request import RequestLimits, parse_request
 from consumer.processing.retry import History, history_of, not_before, route_failure
 from consumer.records import Record, from_headers, to_headers
 from schemas import DeadLetterHeaders, RetryHeaders
@@ -33,14 +33,14 @@ def headers_of(out_headers: list[tuple[str, bytes]]) -> dict[str, str]:
     ("value", "reason"),
     [
         (None, "no value"),
-        (b"\xff\xfe", "not JSON"),
+        (b"\xff\xfe", "not UTF-8 text"),
         (b"[1, 2]", "ImageRequest contract"),
         (b'{"request_id": "a"}', "image_ref: Field required"),
     ],
 )
 def test_unparseable_requests_say_why(value: bytes | None, reason: str) -> None:
     with pytest.raises(InvalidRequest, match=reason):
-        parse_request(record(value))
+        parse_request(record(value), RequestLimits())
 
 
 def test_transient_failures_climb_the_tiers_then_dead_letter() -> None:
