@@ -18,7 +18,9 @@
     │   └── OutputStoreUnavailable  the masked image could not be written to the output store
     ├── SetupError            -> refuse to start (bad configuration, topics or brokers not usable)
     │   └── ModelFileError        a model file missing or not matching its pinned sha256
-    └── PublishError          -> stop the worker; uncommitted records are consumed again
+    ├── PublishError          -> stop the worker; uncommitted records are consumed again
+    └── GroupChanged          -> the group moved on under this member: the transaction is aborted, the
+                                 batch kept, and the consumer's next poll says which partitions remain
 
 A transient failure goes to retry tier N after its Nth failure (`processing.retry`),
 and after the last tier to the dead-letter topic with retryable=true, for redrive.
@@ -75,6 +77,10 @@ class UnsupportedImage(InvalidInput):
 
 class ImageTooLarge(InvalidInput):
     error_class = ErrorClass.IMAGE_TOO_LARGE
+
+
+class GroupChanged(FaceguardError):
+    """Offsets were refused because this member's group generation is over (evicted, or rebalanced under it)."""
 
 
 class ProcessingBug(RecordFailure):

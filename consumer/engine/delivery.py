@@ -25,16 +25,21 @@ markers) per record. Revocation and shutdown force a commit.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from consumer.engine.offsets import Committable, OffsetTracker
-from consumer.errors import PublishError
+from consumer.errors import GroupChanged, PublishError
 from consumer.kafka.consumer import RequestConsumer
 from consumer.kafka.producers import OutputProducer, TransactionalProducer
 from consumer.observability.metrics import Metrics
 from consumer.processing.outcome import Outcome
 
+log = logging.getLogger(__name__)
+# After the group refused a commit (its generation moved on), commits wait this long for the rebalance to reach
+# the consumer, instead of aborting a transaction on every loop turn meanwhile.
+REGROUP_WAIT_S = 0.5
 # How often an idle worker serves delivery reports while outputs await their acknowledgement (at least once).
 ACKNOWLEDGEMENT_WAIT_S = 0.005
 
@@ -58,6 +63,8 @@ class Delivery:
         self._consumer = consumer
         self._metrics = metrics
         self._last_commit = time.monotonic()
+        self._regroup_until = 0.0  # after a commit refused by a group change, wait for the rebalance till then
+        self.deadline: float | None = None  # set on stop: no commit may outlast the drain deadline
 
     def complete(self, outcome: Outcome) -> None:
         """A record finished processing. Raises PublishError when an earlier output was rejected."""
@@ -71,11 +78,26 @@ class Delivery:
         runs = self.tracker.take_committable()
         if runs:
             started = self._last_commit = time.monotonic()
-            self._commit_runs(runs)
+            try:
+                self._commit_runs(runs)
+            except GroupChanged as exc:
+                # Nothing of the batch was written: keep it. The consumer's next poll serves the rebalance
+                # (lost or revoked partitions are dropped from the tracker, restored runs included); what is
+                # still ours is committed on a later turn, under the new generation.
+                self.tracker.restore(runs)
+                self._regroup_until = time.monotonic() + REGROUP_WAIT_S
+                log.warning(
+                    "commit refused, the group changed (%s); %d records kept for the next commit",
+                    exc,
+                    sum(len(run.finished) for run in runs),
+                )
+                return
             outcomes = [outcome for run in runs for outcome in run.payloads]
             self._metrics.committed(outcomes, time.monotonic() - started)
 
     def _due(self, saturated: bool) -> bool:
+        if time.monotonic() < self._regroup_until:
+            return False
         if not saturated:
             return self.due_in() == 0
         ready = self.tracker.committable_count
@@ -120,7 +142,7 @@ class ExactlyOnce(Delivery):
     def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
         outputs = [record for run in runs for outcome in run.payloads for record in outcome.outputs]
         offsets = {run.partition: run.next_offset for run in runs}
-        self._producer.commit(outputs, offsets, self._consumer.group_metadata)
+        self._producer.commit(outputs, offsets, self._consumer.group_metadata, self.deadline)
         self._metrics.transactions.labels("committed").inc()
 
     def close(self) -> None:
@@ -179,9 +201,12 @@ class AtLeastOnce(Delivery):
         return ACKNOWLEDGEMENT_WAIT_S if due is None else min(due, ACKNOWLEDGEMENT_WAIT_S)
 
     def drain(self) -> None:
-        undelivered = self._producer.flush(self._pacing.delivery_timeout_s)
+        timeout_s = self._pacing.delivery_timeout_s
+        if self.deadline is not None:
+            timeout_s = max(0.0, min(timeout_s, self.deadline - time.monotonic()))
+        undelivered = self._producer.flush(timeout_s)
         if undelivered:
-            raise PublishError(f"{undelivered} outputs unacknowledged after {self._pacing.delivery_timeout_s}s")
+            raise PublishError(f"{undelivered} outputs unacknowledged after {timeout_s:.1f}s")
         self.commit(force=True)
 
     def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:

@@ -33,7 +33,12 @@ class Committable(Generic[T]):
 
     partition: PartitionKey
     next_offset: int  # the position to commit: the last record's offset + 1
-    payloads: list[T] = field(default_factory=list)
+    finished: list[tuple[int, T | None]] = field(default_factory=list)  # each record's offset and payload
+
+    @property
+    def payloads(self) -> list[T]:
+        """The records' payloads, in offset order (records finished without one are left out)."""
+        return [payload for _, payload in self.finished if payload is not None]
 
 
 class OffsetTracker(Generic[T]):
@@ -69,18 +74,28 @@ class OffsetTracker(Generic[T]):
         """Remove and return each partition's leading run of finished records."""
         runs = []
         for partition, slots in self._slots.items():
-            payloads: list[T] = []
-            last = None
+            finished: list[tuple[int, T | None]] = []
             while slots and slots[0].done:
                 slot = slots.popleft()
                 del self._index[(partition, slot.offset)]
                 self._finished -= 1
-                last = slot.offset
-                if slot.payload is not None:
-                    payloads.append(slot.payload)
-            if last is not None:
-                runs.append(Committable(partition, last + 1, payloads))
+                finished.append((slot.offset, slot.payload))
+            if finished:
+                runs.append(Committable(partition, finished[-1][0] + 1, finished))
         return runs
+
+    def restore(self, runs: list[Committable[T]]) -> None:
+        """Put runs taken by `take_committable` back, finished, ahead of their partitions' later records (their
+        commit failed). Runs of partitions dropped meanwhile are not restored."""
+        for run in runs:
+            slots = self._slots.get(run.partition)
+            if slots is None:
+                continue
+            for offset, payload in reversed(run.finished):
+                slot: _Slot[T] = _Slot(offset, done=True, payload=payload)
+                slots.appendleft(slot)
+                self._index[(run.partition, offset)] = slot
+                self._finished += 1
 
     def drop(self, partitions: Iterable[PartitionKey]) -> int:
         """Forget partitions (revoked or lost); returns how many records were still uncommitted."""

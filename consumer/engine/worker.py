@@ -152,6 +152,10 @@ class Worker:
                 self._pool.submit(record)
 
     def _forget(self, partitions: set[PartitionKey]) -> None:
+        if paused := self._paused & partitions:
+            # librdkafka keeps a partition paused by the application across a rebalance: handed back to this
+            # worker later, it would never be fetched again (a whole partition stalled after a scale-out).
+            self.consumer.resume(paused)
         self._assigned -= partitions
         self._health.assigned_partitions = len(self._assigned)
         self._paused -= partitions
@@ -172,6 +176,7 @@ class Worker:
                 for record in self._pool.take_back():  # not started: left uncommitted for the next owner
                     self._in_pool[record.partition_key] -= 1
                 drain_deadline = time.monotonic() + self._options.drain_timeout_s
+                self.delivery.deadline = drain_deadline
                 log.info("stopping: finishing %d in-flight records, taking no new ones", self.in_flight)
             # While records are in flight, wait on their completions rather than on the consumer.
             self._absorb(self._pool.completions(self._completion_wait()))

@@ -13,8 +13,16 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from consumer.errors import PublishError
-from consumer.kafka.messages import KAFKA_LOG, Offsets, consume_available, log_client_error, to_record, topic_partitions
+from consumer.errors import GroupChanged, PublishError
+from consumer.kafka.messages import (
+    KAFKA_LOG,
+    MEMBERSHIP_LOST,
+    Offsets,
+    consume_available,
+    log_client_error,
+    to_record,
+    topic_partitions,
+)
 from consumer.kafka.options import ClientConfig, GroupOptions, GroupProtocol
 from consumer.records import PartitionKey, Record
 
@@ -59,9 +67,17 @@ class RequestConsumer:
             "stats_cb": self._read_stats,
         }
         if group.protocol is GroupProtocol.CONSUMER:
-            config["group.protocol"] = "consumer"  # KIP-848: the broker assigns; no client assignor settings
+            config["group.protocol"] = "consumer"  # KIP-848: the broker assigns, incrementally
+            # Range spreads each topic's partitions over the members on its own, so the requests topic is
+            # shared evenly whatever the retry topics' partitions do.
+            config["group.remote.assignor"] = "range"
         else:
-            config["partition.assignment.strategy"] = "cooperative-sticky"
+            # Range spreads each topic's partitions over the members on its own: the requests topic is shared
+            # evenly whatever order the workers joined in. cooperative-sticky balanced the partition count over
+            # all topics together, and a worker joining a busy one got every requests partition while the first
+            # kept only idle retry partitions (docs/guarantees.md). Range rebalances eagerly: each member
+            # finishes and commits its in-flight records, then gets its new share.
+            config["partition.assignment.strategy"] = "range"
             config["session.timeout.ms"] = group.session_timeout_ms
         self._consumer = Consumer(config)
 
@@ -122,7 +138,8 @@ class RequestConsumer:
         self._consumer.resume([TopicPartition(t, p) for t, p in partitions])
 
     def commit(self, offsets: Offsets) -> None:
-        """Commit these positions synchronously (at_least_once). Raises PublishError when the group refuses."""
+        """Commit these positions synchronously (at_least_once). Raises GroupChanged when this member's
+        generation is over, PublishError when the group refuses otherwise."""
         if not offsets:
             return
         partitions = topic_partitions(offsets)
@@ -130,7 +147,10 @@ class RequestConsumer:
             self._consumer.store_offsets(offsets=partitions)
             self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:
-            raise PublishError(f"offset commit failed: {exc.args[0]}") from exc
+            error = exc.args[0]
+            if error.code() in MEMBERSHIP_LOST:
+                raise GroupChanged(error.str()) from exc
+            raise PublishError(f"offset commit failed: {error}") from exc
 
     def positions(self, partitions: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
         """The consumer's next offset per partition (-1 before its first fetch); local, no broker call."""

@@ -16,6 +16,17 @@ from consumer.records import Headers, OutgoingRecord, PartitionKey, Record
 log = logging.getLogger(__name__)
 KAFKA_LOG = logging.getLogger("kafka")  # librdkafka's own lines, formatted like ours
 
+# Offsets refused because this member's generation is over (KIP-447): it was evicted, or the group rebalanced
+# under it. Retrying cannot help; the consumer learns of it (lost or revoked partitions) on its next poll.
+MEMBERSHIP_LOST = frozenset(
+    {
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.FENCED_INSTANCE_ID,
+        KafkaError.REBALANCE_IN_PROGRESS,
+    }
+)
+
 # (topic, partition) -> next offset to consume
 Offsets = dict[PartitionKey, int]
 

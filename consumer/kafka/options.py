@@ -13,8 +13,8 @@ ClientConfig = dict[str, str | int | float | bool]
 
 
 class GroupProtocol(StrEnum):
-    CLASSIC = "classic"  # client-side cooperative-sticky assignment
-    CONSUMER = "consumer"  # KIP-848: the broker assigns partitions
+    CLASSIC = "classic"  # the client-side range assignor, eager rebalances
+    CONSUMER = "consumer"  # KIP-848: the broker assigns partitions (range), incrementally
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from consumer.errors import PublishError, SetupError
-from consumer.kafka.messages import KAFKA_LOG, Offsets, log_client_error, produce, topic_partitions
+from consumer.errors import GroupChanged, PublishError, SetupError
+from consumer.kafka.messages import KAFKA_LOG, MEMBERSHIP_LOST, Offsets, log_client_error, produce, topic_partitions
 from consumer.kafka.options import ClientConfig, ProducerOptions, TransactionOptions
 from consumer.observability.metrics import Metrics
 from consumer.records import OutgoingRecord
@@ -151,25 +151,37 @@ class TransactionalProducer:
             ) from exc
         return producer
 
-    def commit(self, outputs: Sequence[OutgoingRecord], offsets: Offsets, group_metadata: Callable[[], Any]) -> None:
-        """Publish `outputs` and commit `offsets` atomically.
+    def commit(
+        self,
+        outputs: Sequence[OutgoingRecord],
+        offsets: Offsets,
+        group_metadata: Callable[[], Any],
+        deadline: float | None = None,
+    ) -> None:
+        """Publish `outputs` and commit `offsets` atomically. Call it on the consumer's thread (in its rebalance
+        callbacks too): `group_metadata` is read there, where librdkafka answers it at once.
 
-        Failed or hung attempts are aborted and retried with the same outputs until
-        `delivery_timeout_s`. Raises PublishError when fenced (another worker took this
-        transactional id) or when the broker stays unavailable.
+        librdkafka's error classes decide: a fatal error fences this worker (PublishError) or replaces the
+        producer; an abortable or retriable one aborts the attempt and tries the same outputs again until
+        `delivery_timeout_s`, or the monotonic `deadline` when sooner (then PublishError); a refused
+        generation (MEMBERSHIP_LOST) aborts it and raises GroupChanged at once, since retrying cannot help.
         """
-        deadline = time.monotonic() + self._timeout_s
+        deadline = min(time.monotonic() + self._timeout_s, deadline or float("inf"))
         while True:
             producer = self._producer
             open_transaction = False
             try:
+                # Read on the caller's thread: from another thread, librdkafka answers only once the consumer
+                # is polled, and a revoke callback waiting on this commit is exactly when it is not (a worker
+                # hung here for 60 s whenever a member joined).
+                metadata = group_metadata()
                 producer.begin_transaction()
                 open_transaction = True
                 for record in outputs:
                     produce(producer, record, None)
                 self._watchdog.call(
-                    lambda producer=producer: producer.send_offsets_to_transaction(  # type: ignore[misc]
-                        topic_partitions(offsets), group_metadata(), TXN_CALL_TIMEOUT_S
+                    lambda producer=producer, metadata=metadata: producer.send_offsets_to_transaction(  # type: ignore[misc]
+                        topic_partitions(offsets), metadata, TXN_CALL_TIMEOUT_S
                     )
                 )
                 self._commit_transaction(producer, deadline)
@@ -183,6 +195,11 @@ class TransactionalProducer:
                 if error.fatal():
                     self._fatal(error, deadline)
                     continue
+                if error.code() in MEMBERSHIP_LOST:
+                    log.warning("the group moved on (%s): aborting the transaction", error.str())
+                    if open_transaction:
+                        self._abort(producer, deadline)
+                    raise GroupChanged(error.str()) from exc
                 self._check_deadline(deadline, error.str())
                 log.warning("transaction failed; aborting it and trying again: %s", error.str())
                 if open_transaction:
@@ -219,7 +236,7 @@ class TransactionalProducer:
 
     def _check_deadline(self, deadline: float, why: str) -> None:
         if time.monotonic() > deadline:
-            raise PublishError(f"transaction not committed within {self._timeout_s:g}s: {why}")
+            raise PublishError(f"transaction not committed in time: {why}")
 
     def _commit_transaction(self, producer: Producer, deadline: float) -> None:
         while True:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import IsolationLevel, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from tests.integration.conftest import broker
 from tests.integration.stack import Stack
-from tests.support import SAMPLES, SHARED_DATA
+from tests.support import SAMPLES, SHARED_DATA, annotated_images, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -36,3 +40,47 @@ def test_broker_restart_mid_stream_loses_and_repeats_nothing(own_broker: tuple[s
             assert len(outputs.metadata[request_id]) == 1, request_id
     finally:
         stack.close()
+
+
+def test_broker_killed_under_two_workers_every_worker_recovers_and_no_transaction_stays_open(
+    own_broker: tuple[str, Path], tmp_path: Path
+) -> None:
+    bootstrap, data = own_broker
+    stack = Stack(bootstrap, tmp_path, 4, [SHARED_DATA, SAMPLES], {"FACEGUARD_PRESET": "fast"})
+    try:
+        photos = [image.path for image in annotated_images()]
+        ids = stack.submit(*photos[:300])
+        workers = [stack.start_worker("w0"), stack.start_worker("w1")]
+        stack.outputs(30, timeout_s=120)
+        os.kill(int((data / "broker.pid").read_text()), signal.SIGKILL)  # lost, not shut down
+        time.sleep(18)
+        assert [w.poll() for w in workers] == [None, None], "the workers must ride out the outage"
+        assert broker("start", data) == bootstrap
+        outputs = stack.outputs(set(ids), timeout_s=240)
+        outputs = stack.settle(3.0)
+        assert [w.poll() for w in workers] == [None, None], stack.worker_log(0)[-3000:] + stack.worker_log(1)[-3000:]
+        assert not outputs.dead_letters
+        twice = [i for i in ids if len(outputs.masked[i]) != 1 or len(outputs.metadata[i]) != 1]
+        assert not twice, f"{len(twice)} requests missing or published twice"
+        wait_for(lambda: not open_transactions(stack), 30, "every output partition's transactions to be closed")
+    finally:
+        stack.close()
+
+
+def open_transactions(stack: Stack) -> dict[tuple[str, int], tuple[int, int]]:
+    """Output partitions whose last stable offset lags their high watermark: a transaction still open there,
+    which holds read_committed readers back."""
+    admin = AdminClient(stack.settings.kafka_client_config())
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in stack.settings.topics.outputs
+        for p in admin.list_topics(topic, timeout=10).topics[topic].partitions
+    ]
+
+    def latest(level: IsolationLevel) -> dict[tuple[str, int], int]:
+        spec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        futures = admin.list_offsets({tp: spec for tp in partitions}, isolation_level=level)
+        return {(tp.topic, tp.partition): f.result(10).offset for tp, f in futures.items()}
+
+    stable, high = latest(IsolationLevel.READ_COMMITTED), latest(IsolationLevel.READ_UNCOMMITTED)
+    return {key: (stable[key], high[key]) for key in high if stable[key] != high[key]}
