@@ -2,7 +2,7 @@
 """Workers joining and leaving a busy exactly-once group, on a local broker: how long each change takes to
 settle, and the throughput around it.
 
-    .venv/bin/python ops/bench_group_changes.py [--requests 900] [--partitions 6] [--threads 1]
+    .venv/bin/python ops/bench_group_changes.py [--requests 2400] [--partitions 6] [--threads 1]
 
 Starts a broker of its own, submits the annotated photos of ../shared/data/faces (default preset), and runs
 1 -> 2 -> 3 -> 2 workers (the last change a SIGTERM, as a scale-in). For each change it prints the seconds
@@ -62,7 +62,7 @@ def settle(stack: Stack, live: list[int], partitions: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=900)
+    parser.add_argument("--requests", type=int, default=2400)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1, help="processing threads per worker")
     args = parser.parse_args()
@@ -101,7 +101,8 @@ def run(args: argparse.Namespace, work: Path, bootstrap: str) -> int:
         for change, at, settled in rows:
             before = rate(stamps, at - 10, at)
             after = rate(stamps, at + 2 * SESSION_S, at + 2 * SESSION_S + 10)
-            print(f"{change:<18} {settled:>17.1f}s {before:>16.2f} {after:>17.2f} {after / before:>6.2f}")
+            ratio = after / before if before else float("nan")
+            print(f"{change:<18} {settled:>17.1f}s {before:>16.2f} {after:>17.2f} {ratio:>6.2f}")
         missing = sum(1 for i in ids if not outputs.masked[i] or not outputs.metadata[i])
         twice = sum(1 for i in ids if len(outputs.masked[i]) > 1 or len(outputs.metadata[i]) > 1)
         exits = sum(1 for w in workers[:-1] if w.poll() is not None) + (workers[-1].wait(30) != 0)

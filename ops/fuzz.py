@@ -25,7 +25,7 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/test_fuzz.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=0", "tests/unit/test_fuzz.py"],
         cwd=REPO,
         env={**os.environ, "FACEGUARD_FUZZ_EXAMPLES": str(args.examples)},
         check=False,

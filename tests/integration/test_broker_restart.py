@@ -17,6 +17,8 @@ from tests.support import SAMPLES, SHARED_DATA, annotated_images, wait_for
 
 pytestmark = pytest.mark.kafka
 
+DRAIN_S = 25  # FACEGUARD_DRAIN_TIMEOUT_S
+
 
 def test_broker_restart_mid_stream_loses_and_repeats_nothing(own_broker: tuple[str, Path], tmp_path: Path) -> None:
     bootstrap, data = own_broker
@@ -84,3 +86,30 @@ def open_transactions(stack: Stack) -> dict[tuple[str, int], tuple[int, int]]:
 
     stable, high = latest(IsolationLevel.READ_COMMITTED), latest(IsolationLevel.READ_UNCOMMITTED)
     return {key: (stable[key], high[key]) for key in high if stable[key] != high[key]}
+
+
+def test_sigterm_ends_a_worker_within_the_drain_deadline_while_its_broker_is_gone(
+    own_broker: tuple[str, Path], tmp_path: Path
+) -> None:
+    bootstrap, data = own_broker
+    stack = Stack(bootstrap, tmp_path, 2, [SHARED_DATA, SAMPLES], {"FACEGUARD_PRESET": "fast"})
+    try:
+        ids = stack.submit(*[image.path for image in annotated_images()][:200])
+        worker = stack.start_worker()
+        stack.outputs(20, timeout_s=120)
+        os.kill(int((data / "broker.pid").read_text()), signal.SIGKILL)
+        time.sleep(2)
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+        took = time.monotonic() - started
+        assert took < DRAIN_S + 10, f"{took:.1f} s to stop: {stack.worker_log()[-2000:]}"
+        assert broker("start", data) == bootstrap
+        # Whatever it could not commit is processed again by the next worker: nothing is lost or doubled.
+        stack.start_worker()
+        outputs = stack.outputs(set(ids), timeout_s=240)
+        outputs = stack.settle(3.0)
+        twice = [i for i in ids if len(outputs.masked[i]) != 1 or len(outputs.metadata[i]) != 1]
+        assert not twice, f"{len(twice)} requests missing or published twice"
+    finally:
+        stack.close()
