@@ -16,8 +16,11 @@ Configuration comes from FACEGUARD_* environment variables (docs/configuration.m
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
+import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +43,9 @@ log = logging.getLogger("faceguard")
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(log_format_from_env(), args.verbose)
+    # `kill -USR1 <pid>` writes every thread's stack to the log's stream (plain text): what a stuck worker
+    # is waiting on, without a debugger in the container.
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     configure_heap()  # before any thread starts: decoded photos go back to the system when freed
     try:
         settings = Settings()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from consumer.engine.offsets import Committable, OffsetTracker
@@ -64,7 +65,8 @@ class Delivery:
         self._metrics = metrics
         self._last_commit = time.monotonic()
         self._regroup_until = 0.0  # after a commit refused by a group change, wait for the rebalance till then
-        self.deadline: float | None = None  # set on stop: no commit may outlast the drain deadline
+        # Once the worker is asked to stop, the time its drain ends (monotonic): no commit may outlast it.
+        self.stop_by: Callable[[], float | None] = lambda: None
 
     def complete(self, outcome: Outcome) -> None:
         """A record finished processing. Raises PublishError when an earlier output was rejected."""
@@ -142,7 +144,7 @@ class ExactlyOnce(Delivery):
     def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
         outputs = [record for run in runs for outcome in run.payloads for record in outcome.outputs]
         offsets = {run.partition: run.next_offset for run in runs}
-        self._producer.commit(outputs, offsets, self._consumer.group_metadata, self.deadline)
+        self._producer.commit(outputs, offsets, self._consumer.group_metadata, self.stop_by)
         self._metrics.transactions.labels("committed").inc()
 
     def close(self) -> None:
@@ -202,8 +204,8 @@ class AtLeastOnce(Delivery):
 
     def drain(self) -> None:
         timeout_s = self._pacing.delivery_timeout_s
-        if self.deadline is not None:
-            timeout_s = max(0.0, min(timeout_s, self.deadline - time.monotonic()))
+        if (stop_by := self.stop_by()) is not None:
+            timeout_s = max(0.0, min(timeout_s, stop_by - time.monotonic()))
         undelivered = self._producer.flush(timeout_s)
         if undelivered:
             raise PublishError(f"{undelivered} outputs unacknowledged after {timeout_s:.1f}s")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import signal
-import threading
 from types import FrameType
 
 from consumer.config import Guarantee, Settings
@@ -14,7 +13,7 @@ from consumer.detection.scan import ScanDetector
 from consumer.engine.breaker import CircuitBreaker
 from consumer.engine.delivery import AtLeastOnce, Delivery, ExactlyOnce
 from consumer.engine.pool import ProcessingPool
-from consumer.engine.worker import LAG_REFRESH_S, Observers, Worker
+from consumer.engine.worker import LAG_REFRESH_S, Observers, StopRequest, Worker
 from consumer.errors import SetupError
 from consumer.imaging.pixel_budget import PixelBudget
 from consumer.kafka.admin import missing_topics
@@ -66,9 +65,9 @@ def claim_check(settings: Settings) -> ClaimCheck:
     return ClaimCheck(store, settings.inline_max_bytes, settings.output_store_always)
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by the first SIGTERM or SIGINT; a second SIGINT interrupts at once."""
-    stop = threading.Event()
+def stop_on_signals() -> StopRequest:
+    """A stop request set by the first SIGTERM or SIGINT; a second SIGINT interrupts at once."""
+    stop = StopRequest()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
@@ -89,7 +88,7 @@ def record_processor(settings: Settings, spans: Spans, budget: PixelBudget) -> R
     return RecordProcessor(settings.output_options, anonymizer, fetcher, claim_check(settings), spans)
 
 
-def run_worker(settings: Settings, stop: threading.Event) -> None:
+def run_worker(settings: Settings, stop: StopRequest) -> None:
     """Run a worker until `stop` is set.
 
     Raises SetupError (models, topics or brokers not usable) before consuming anything;

@@ -57,6 +57,20 @@ QUEUED_PER_THREAD = 4  # records handed to the pool per processing thread, at mo
 LAG_REFRESH_S = 5.0  # how often lag is computed; the broker's offsets are read on their own thread as often
 
 
+class StopRequest(threading.Event):
+    """A stop request (SIGTERM) that remembers when it came, so that work already under way, a commit
+    waiting on a broker that is gone, is held to the same drain deadline."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: float | None = None  # monotonic
+
+    def set(self) -> None:
+        if self.at is None:
+            self.at = time.monotonic()
+        super().set()
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     """What the consumer thread needs to know."""
@@ -162,21 +176,22 @@ class Worker:
         for partition in partitions:
             self._in_pool.pop(partition, None)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: StopRequest) -> None:
         """Consume until `stop` is set and in-flight work is committed.
 
         Raises PublishError when the broker refuses outputs or offsets, ProcessingBug after
         committing finished work when processing hit a bug.
         """
         self.consumer.subscribe(self)
+        drain_s = self._options.drain_timeout_s
+        self.delivery.stop_by = lambda: None if stop.at is None else stop.at + drain_s
         drain_deadline = float("inf")
         while True:
             if stop.is_set() and not self._stopping:
                 self._stopping = True
                 for record in self._pool.take_back():  # not started: left uncommitted for the next owner
                     self._in_pool[record.partition_key] -= 1
-                drain_deadline = time.monotonic() + self._options.drain_timeout_s
-                self.delivery.deadline = drain_deadline
+                drain_deadline = (stop.at or time.monotonic()) + drain_s
                 log.info("stopping: finishing %d in-flight records, taking no new ones", self.in_flight)
             # While records are in flight, wait on their completions rather than on the consumer.
             self._absorb(self._pool.completions(self._completion_wait()))

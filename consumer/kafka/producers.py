@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -67,6 +66,25 @@ class OutputProducer:
         self._producer.flush(timeout_s)
 
 
+class Deadline:
+    """When a commit gives up: its own time limit, or sooner once `sooner` names a time (a stopping worker's
+    drain deadline). Monotonic seconds."""
+
+    def __init__(self, seconds: float, sooner: Callable[[], float | None] | None = None) -> None:
+        self._at = time.monotonic() + seconds
+        self._sooner = sooner
+
+    def at(self) -> float:
+        sooner = None if self._sooner is None else self._sooner()
+        return self._at if sooner is None else min(self._at, sooner)
+
+    def left(self) -> float:
+        return max(0.0, self.at() - time.monotonic())
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.at()
+
+
 class _Hung(Exception):
     """A transactional call did not return within its own timeout."""
 
@@ -74,6 +92,7 @@ class _Hung(Exception):
 # Each blocking transactional call gets this timeout; a call still blocked this much later is hung.
 TXN_CALL_TIMEOUT_S = 10.0
 TXN_HUNG_AFTER_S = TXN_CALL_TIMEOUT_S + 5.0
+WAIT_SLICE_S = 0.5  # how often a wait on a transactional call looks at its deadline again
 
 
 class _Watchdog:
@@ -82,20 +101,32 @@ class _Watchdog:
     librdkafka's send_offsets_to_transaction can ignore its timeout and block for
     good after the group coordinator went away (librdkafka issues 5456 and 5511;
     seen here across a broker restart). The caller then replaces the producer,
-    and the hung helper thread is abandoned.
+    and the hung helper thread is abandoned. Helper threads are daemons: an
+    abandoned one must not keep a stopping worker from exiting (the interpreter
+    joins a thread pool's threads at exit, and one of them never returned).
     """
 
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="txn-call")
+    def call(self, blocking: Callable[[], None], deadline: Deadline) -> None:
+        """Run `blocking`; raises _Hung when it outlives TXN_HUNG_AFTER_S or `deadline`, whichever is first
+        (the deadline may come sooner while it runs: the worker was asked to stop). Re-raises what it raised."""
+        done = threading.Event()
+        raised: list[BaseException] = []
 
-    def call(self, blocking: Callable[[], None]) -> None:
-        future = self._executor.submit(blocking)
-        try:
-            future.result(TXN_HUNG_AFTER_S)
-        except FutureTimeout:
-            self._executor.shutdown(wait=False)
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="txn-call")
-            raise _Hung from None
+        def run() -> None:
+            try:
+                blocking()
+            except BaseException as exc:  # handed to the caller's thread, which re-raises it
+                raised.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="txn-call", daemon=True).start()
+        hung_at = time.monotonic() + TXN_HUNG_AFTER_S
+        while not done.wait(min(WAIT_SLICE_S, max(0.0, min(hung_at, deadline.at()) - time.monotonic()))):
+            if time.monotonic() >= min(hung_at, deadline.at()):
+                raise _Hung
+        if raised:
+            raise raised[0]
 
 
 def transactional_config(
@@ -137,12 +168,12 @@ class TransactionalProducer:
         self._timeout_s = options.delivery_timeout_s
         self._metrics = metrics
         self._watchdog = _Watchdog()
-        self._producer = self._start_producer()
+        self._producer = self._start_producer(self._timeout_s)
 
-    def _start_producer(self) -> Producer:
+    def _start_producer(self, timeout_s: float) -> Producer:
         producer = Producer(self._config)
         try:
-            producer.init_transactions(self._timeout_s)
+            producer.init_transactions(timeout_s)
         except KafkaException as exc:
             error = exc.args[0]
             raise SetupError(
@@ -156,17 +187,17 @@ class TransactionalProducer:
         outputs: Sequence[OutgoingRecord],
         offsets: Offsets,
         group_metadata: Callable[[], Any],
-        deadline: float | None = None,
+        stop_by: Callable[[], float | None] | None = None,
     ) -> None:
         """Publish `outputs` and commit `offsets` atomically. Call it on the consumer's thread (in its rebalance
         callbacks too): `group_metadata` is read there, where librdkafka answers it at once.
 
         librdkafka's error classes decide: a fatal error fences this worker (PublishError) or replaces the
         producer; an abortable or retriable one aborts the attempt and tries the same outputs again until
-        `delivery_timeout_s`, or the monotonic `deadline` when sooner (then PublishError); a refused
+        `delivery_timeout_s`, or the monotonic time `stop_by` names, when sooner (then PublishError); a refused
         generation (MEMBERSHIP_LOST) aborts it and raises GroupChanged at once, since retrying cannot help.
         """
-        deadline = min(time.monotonic() + self._timeout_s, deadline or float("inf"))
+        deadline = Deadline(self._timeout_s, stop_by)
         while True:
             producer = self._producer
             open_transaction = False
@@ -182,7 +213,8 @@ class TransactionalProducer:
                 self._watchdog.call(
                     lambda producer=producer, metadata=metadata: producer.send_offsets_to_transaction(  # type: ignore[misc]
                         topic_partitions(offsets), metadata, TXN_CALL_TIMEOUT_S
-                    )
+                    ),
+                    deadline,
                 )
                 self._commit_transaction(producer, deadline)
                 return
@@ -204,9 +236,9 @@ class TransactionalProducer:
                 log.warning("transaction failed; aborting it and trying again: %s", error.str())
                 if open_transaction:
                     self._abort(producer, deadline)
-                time.sleep(0.2)
+                time.sleep(min(0.2, deadline.left()))
 
-    def _fatal(self, error: KafkaError, deadline: float) -> None:
+    def _fatal(self, error: KafkaError, deadline: Deadline) -> None:
         """After a fatal producer error: stop if fenced, else replace the producer.
 
         Fatal but not fenced happens when the broker restarts mid-transaction (for
@@ -222,37 +254,37 @@ class TransactionalProducer:
         log.error("transactional producer failed: %s; replacing it (its transaction is aborted)", error.str())
         self._replace_producer(deadline)
 
-    def _replace_producer(self, deadline: float) -> None:
+    def _replace_producer(self, deadline: Deadline) -> None:
         """A new producer under the same transactional id, retried until `deadline`."""
         self._metrics.transactions.labels("aborted").inc()  # the new producer aborts the open one
         while True:
             try:
-                self._producer = self._start_producer()
+                self._producer = self._start_producer(max(0.1, deadline.left()))
                 return
             except SetupError as exc:
                 self._check_deadline(deadline, str(exc))
                 log.warning("%s; trying again", exc)
-                time.sleep(1.0)
+                time.sleep(min(1.0, deadline.left()))
 
-    def _check_deadline(self, deadline: float, why: str) -> None:
-        if time.monotonic() > deadline:
+    def _check_deadline(self, deadline: Deadline, why: str) -> None:
+        if deadline.passed():
             raise PublishError(f"transaction not committed in time: {why}")
 
-    def _commit_transaction(self, producer: Producer, deadline: float) -> None:
+    def _commit_transaction(self, producer: Producer, deadline: Deadline) -> None:
         while True:
             try:
-                self._watchdog.call(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S))
+                self._watchdog.call(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S), deadline)
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                if not error.retriable() or time.monotonic() > deadline:
+                if not error.retriable() or deadline.passed():
                     raise
                 log.warning("transaction commit not acknowledged yet, retrying: %s", error.str())
 
-    def _abort(self, producer: Producer, deadline: float) -> None:
+    def _abort(self, producer: Producer, deadline: Deadline) -> None:
         while True:
             try:
-                self._watchdog.call(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S))
+                self._watchdog.call(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S), deadline)
                 self._metrics.transactions.labels("aborted").inc()
                 return
             except _Hung:
@@ -264,7 +296,7 @@ class TransactionalProducer:
                 if error.fatal():
                     self._fatal(error, deadline)
                     return
-                if not error.retriable() or time.monotonic() > deadline:
+                if not error.retriable() or deadline.passed():
                     raise PublishError(f"could not abort a failed transaction: {error.str()}") from exc
 
     def close(self) -> None:
