@@ -72,3 +72,21 @@ def test_lag_counts_from_the_position_or_from_where_consumption_started() -> Non
     assert LogOffsets(low=0, high=0).lag(-1001, committed=None) == 0  # an empty partition reads 0
     assert LogOffsets(low=12, high=12).lag(-1001, committed=5) == 0  # retention deleted past the commit
     assert LogOffsets(low=12, high=20).lag(4, committed=None) == 8  # ... and past the position
+
+
+def test_runs_whose_commit_the_group_refused_are_put_back_ahead_of_later_records() -> None:
+    tracker: OffsetTracker[str] = OffsetTracker()
+    for offset in (5, 6, 9):
+        tracker.consumed(P, offset)
+    tracker.consumed(Q, 1)
+    tracker.finish(P, 5, "five")
+    tracker.finish(P, 6)  # finished without a payload (nothing to publish)
+    tracker.finish(Q, 1, "one")
+    runs = tracker.take_committable()
+    tracker.drop([Q])  # the rebalance took Q away meanwhile: its run is not restored
+    tracker.restore(runs)
+    assert (tracker.pending(), tracker.committable_count) == (3, 2)
+    tracker.finish(P, 9, "nine")
+    (run,) = tracker.take_committable()
+    assert (run.partition, run.next_offset, run.finished) == (P, 10, [(5, "five"), (6, None), (9, "nine")])
+    assert tracker.pending() == 0
