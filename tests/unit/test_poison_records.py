@@ -11,7 +11,7 @@ import pytest
 from consumer.config import Settings
 from consumer.engine.pool import MAX_BUG_ATTEMPTS, Crash, ProcessingPool
 from consumer.engine.service import record_processor
-from consumer.errors import ImageTooLarge, InvalidRequest, SourceNotFound, UnsupportedReference
+from consumer.errors import ImageTooLarge, InvalidRequest, UnsupportedReference
 from consumer.imaging.pixel_budget import PixelBudget
 from consumer.imaging.types import ImageFormat
 from consumer.observability.health import Health
@@ -239,7 +239,3 @@ def test_a_record_that_crashes_every_time_is_dead_lettered_as_a_bug_and_the_rest
     assert headers["faceguard-error-reason"] == f"KeyError on each of {MAX_BUG_ATTEMPTS} attempts: 'a bug of ours'"
     assert letter.outputs[0].topic == SETTINGS.topic_dlq
     assert masked.kind is OutcomeKind.MASKED
-
-
-def test_source_not_found_is_still_invalid_input() -> None:
-    assert not Outcome(record(b"{}"), OutcomeKind.DEAD_LETTERED, [], SourceNotFound.error_class).breaker_failure
