@@ -11,8 +11,9 @@
     │   ├── UnsupportedImage      an image we read but do not mask: animated PNG or WebP
     │   └── ImageTooLarge         over the byte or pixel limit (pixels read from the header), or outputs
     │                             that would not fit in a record
-    ├── ProcessingBug         -> our code raised on this record attempt after attempt: dead-letter it
-    │                            (processing_bug, with the exception type), count it, keep going
+    ├── ProcessingBug         -> our code raised on this record, or the worker died on it, attempt after
+    │                            attempt: dead-letter it (processing_bug, with the exception type, or
+    │                            WorkerDied), count it, keep going
     ├── TransientFailure      -> may pass later: retried after a growing delay, then dead-lettered
     │   ├── SourceUnavailable     fetch timeout, connection refused, HTTP 5xx/429, S3 throttling
     │   └── OutputStoreUnavailable  the masked image could not be written to the output store
@@ -25,7 +26,8 @@
 A transient failure goes to retry tier N after its Nth failure (`processing.retry`),
 and after the last tier to the dead-letter topic with retryable=true, for redrive.
 Anything else raised while processing a record is a bug: the record is tried again,
-and after `MAX_BUG_ATTEMPTS` it becomes a `ProcessingBug` dead letter. The bug stays
+and after `MAX_BUG_ATTEMPTS` it becomes a `ProcessingBug` dead letter; so does a record
+that killed the worker process that many times (crash marks, `consumer.engine.attempts`). The bug stays
 loud (an error log with the traceback, `faceguard_processing_bugs_total`, an alert)
 but one bad record never stops a partition or the worker.
 Third-party errors are translated into these types once, where they are raised.
@@ -87,6 +89,13 @@ class ProcessingBug(RecordFailure):
     """Processing raised something that is not a RecordFailure, on every attempt: our bug, not the input's."""
 
     error_class = ErrorClass.PROCESSING_BUG
+
+
+class WorkerDied(Exception):
+    """Stands for what ended a worker process while it processed a record, found from crash marks."""
+
+    def __init__(self) -> None:
+        super().__init__("the worker process ended while processing it (killed, out of memory, or a native crash)")
 
 
 class TransientFailure(RecordFailure):

@@ -65,3 +65,12 @@ class OutgoingRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A partition's committed position as the group coordinator has it."""
+
+    offset: int  # -1: none yet
+    metadata: str  # what the last commit wrote with it
+    end: int | None  # the partition's end offset, when a fetch has told it

@@ -7,6 +7,7 @@ server.script("/slow.png", data, delay_s=12)        # the image, after a delay
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ class ImageServer:
                 self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(len(script.data)))
                 self.end_headers()
-                self.wfile.write(script.data)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up or was killed
+                    self.wfile.write(script.data)
 
             def log_message(self, *_args: object) -> None:
                 pass

@@ -21,6 +21,10 @@ same cores in a small deployment). While every thread is busy, it batches: it
 commits when `batch_size` records are ready or `commit_interval_s` has passed,
 so a saturated worker spends fewer round trips (and the broker fewer transaction
 markers) per record. Revocation and shutdown force a commit.
+
+Every commit also writes a crash mark in the offsets' metadata, charging the
+record at the committed position with an attempt (`consumer.engine.attempts`);
+a clean revocation writes the marks back without it.
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from consumer.engine.attempts import Attempts
 from consumer.engine.offsets import Committable, OffsetTracker
 from consumer.errors import GroupChanged, PublishError
 from consumer.kafka.consumer import RequestConsumer
 from consumer.kafka.producers import OutputProducer, TransactionalProducer
 from consumer.observability.metrics import Metrics
 from consumer.processing.outcome import Outcome
+from consumer.records import PartitionKey
 
 log = logging.getLogger(__name__)
 # After the group refused a commit (its generation moved on), commits wait this long for the rebalance to reach
@@ -58,9 +64,15 @@ class CommitPacing:
 class Delivery:
     """Shared commit pacing; subclasses decide what a commit publishes. Owns the offset tracker."""
 
-    def __init__(self, pacing: CommitPacing, consumer: RequestConsumer, metrics: Metrics) -> None:
+    def __init__(self, pacing: CommitPacing, consumer: RequestConsumer, metrics: Metrics, attempts: Attempts) -> None:
         self._pacing = pacing
         self.tracker: OffsetTracker[Outcome] = OffsetTracker()
+        self._attempts = attempts
+        # Partitions whose last commit of ours charges the record at their position with an attempt.
+        self._charged: dict[PartitionKey, int] = {}
+        # Whether commits charge the record at each committed position with an attempt. The worker turns it
+        # off while it goes carefully: then only the one record in flight is charged, by `mark`.
+        self.charging = True
         self._consumer = consumer
         self._metrics = metrics
         self._last_commit = time.monotonic()
@@ -80,8 +92,9 @@ class Delivery:
         runs = self.tracker.take_committable()
         if runs:
             started = self._last_commit = time.monotonic()
+            offsets = {run.partition: run.next_offset for run in runs}
             try:
-                self._commit_runs(runs)
+                self._commit_runs(runs, self._marks(offsets, in_flight=self.charging))
             except GroupChanged as exc:
                 # Nothing of the batch was written: keep it. The consumer's next poll serves the rebalance
                 # (lost or revoked partitions are dropped from the tracker, restored runs included); what is
@@ -94,8 +107,54 @@ class Delivery:
                     sum(len(run.finished) for run in runs),
                 )
                 return
+            self._charged_now(offsets, self.charging)
             outcomes = [outcome for run in runs for outcome in run.payloads]
             self._metrics.committed(outcomes, time.monotonic() - started)
+
+    def _marks(self, offsets: dict[PartitionKey, int], in_flight: bool) -> dict[PartitionKey, str]:
+        return {p: self._attempts.mark(p, offset, in_flight) for p, offset in offsets.items()}
+
+    def _charged_now(self, offsets: dict[PartitionKey, int], charged: bool) -> None:
+        for partition, offset in offsets.items():
+            if charged:
+                self._charged[partition] = offset
+            else:
+                self._charged.pop(partition, None)
+
+    def charged(self, partition: PartitionKey) -> int | None:
+        """The offset our last commit of `partition` charged with an attempt (None: it charged none)."""
+        return self._charged.get(partition)
+
+    def mark(self, offsets: dict[PartitionKey, int]) -> bool:
+        """Commit these positions (each a partition's first unfinished record) with a crash mark charging the
+        record there with the attempt about to start. False when the group changed meanwhile: the rebalance
+        comes with the next poll. Raises PublishError when the broker refuses otherwise."""
+        try:
+            self._commit_marks(offsets, self._marks(offsets, in_flight=True))
+        except GroupChanged as exc:
+            self._regroup_until = time.monotonic() + REGROUP_WAIT_S
+            log.warning("crash marks refused, the group changed (%s)", exc)
+            return False
+        self._charged_now(offsets, True)
+        return True
+
+    def release(self, partitions: set[PartitionKey]) -> None:
+        """Write the marks of `partitions` back without an unfinished attempt (the worker leaves them cleanly).
+        Best effort: a mark left in place only makes the next owner careful."""
+        offsets = {p: self._charged.pop(p) for p in partitions & self._charged.keys()}
+        if not offsets:
+            return
+        try:
+            self._commit_marks(offsets, self._marks(offsets, in_flight=False))
+        except (GroupChanged, PublishError) as exc:
+            log.warning(
+                "crash marks of %d partitions not written back (%s): their next owner goes carefully", len(offsets), exc
+            )
+
+    def forget(self, partitions: set[PartitionKey]) -> None:
+        """Partitions lost to the group: their marks are no longer ours to write."""
+        for partition in partitions:
+            self._charged.pop(partition, None)
 
     def _due(self, saturated: bool) -> bool:
         if time.monotonic() < self._regroup_until:
@@ -120,7 +179,10 @@ class Delivery:
         """Wait for outstanding acknowledgements, then commit everything committable."""
         self.commit(force=True)
 
-    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
+    def _commit_runs(self, runs: list[Committable[Outcome]], metadata: dict[PartitionKey, str]) -> None:
+        raise NotImplementedError
+
+    def _commit_marks(self, offsets: dict[PartitionKey, int], metadata: dict[PartitionKey, str]) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -133,18 +195,23 @@ class ExactlyOnce(Delivery):
         pacing: CommitPacing,
         consumer: RequestConsumer,
         metrics: Metrics,
+        attempts: Attempts,
         producer: TransactionalProducer,
     ) -> None:
-        super().__init__(pacing, consumer, metrics)
+        super().__init__(pacing, consumer, metrics, attempts)
         self._producer = producer
 
     def complete(self, outcome: Outcome) -> None:
         self.tracker.finish(outcome.record.partition_key, outcome.record.offset, outcome)
 
-    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
+    def _commit_runs(self, runs: list[Committable[Outcome]], metadata: dict[PartitionKey, str]) -> None:
         outputs = [record for run in runs for outcome in run.payloads for record in outcome.outputs]
         offsets = {run.partition: run.next_offset for run in runs}
-        self._producer.commit(outputs, offsets, self._consumer.group_metadata, self.stop_by)
+        self._producer.commit(outputs, offsets, self._consumer.group_metadata, self.stop_by, metadata)
+        self._metrics.transactions.labels("committed").inc()
+
+    def _commit_marks(self, offsets: dict[PartitionKey, int], metadata: dict[PartitionKey, str]) -> None:
+        self._producer.commit([], offsets, self._consumer.group_metadata, self.stop_by, metadata)
         self._metrics.transactions.labels("committed").inc()
 
     def close(self) -> None:
@@ -157,9 +224,10 @@ class AtLeastOnce(Delivery):
         pacing: CommitPacing,
         consumer: RequestConsumer,
         metrics: Metrics,
+        attempts: Attempts,
         producer: OutputProducer,
     ) -> None:
-        super().__init__(pacing, consumer, metrics)
+        super().__init__(pacing, consumer, metrics, attempts)
         self._producer = producer
         self._rejected: str | None = None
         self._unacknowledged = 0  # outputs sent whose delivery report has not been served yet
@@ -211,8 +279,11 @@ class AtLeastOnce(Delivery):
             raise PublishError(f"{undelivered} outputs unacknowledged after {timeout_s:.1f}s")
         self.commit(force=True)
 
-    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
-        self._consumer.commit({run.partition: run.next_offset for run in runs})
+    def _commit_runs(self, runs: list[Committable[Outcome]], metadata: dict[PartitionKey, str]) -> None:
+        self._consumer.commit({run.partition: run.next_offset for run in runs}, metadata)
+
+    def _commit_marks(self, offsets: dict[PartitionKey, int], metadata: dict[PartitionKey, str]) -> None:
+        self._consumer.commit(offsets, metadata)
 
     def close(self) -> None:
         self._producer.close(self._pacing.delivery_timeout_s)

@@ -107,6 +107,11 @@ class OffsetTracker(Generic[T]):
                 dropped += 1
         return dropped
 
+    def head(self, partition: PartitionKey) -> int | None:
+        """The offset of the partition's first uncommitted record (None: none)."""
+        slots = self._slots.get(partition)
+        return slots[0].offset if slots else None
+
     def pending(self, partitions: Iterable[PartitionKey] | None = None) -> int:
         """Uncommitted records (finished or not), in `partitions` or in all."""
         keys = self._slots.keys() if partitions is None else partitions

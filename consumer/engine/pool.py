@@ -9,7 +9,9 @@ thread never touches Kafka.
 A record whose processing raises (a bug of ours, not a `RecordFailure`) comes back
 as a `Crash`, and the consumer thread hands it in again; on its `MAX_BUG_ATTEMPTS`th
 crash its processor dead-letters it as `processing_bug` instead, so one bad record
-never stops its partition or the worker.
+never stops its partition or the worker. A record charged that many attempts by
+crash marks (it killed workers before: `consumer.engine.attempts`) is dead-lettered
+without being processed again.
 """
 
 from __future__ import annotations
@@ -21,17 +23,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from consumer.errors import FaceguardError, SetupError
+from consumer.engine.attempts import MAX_BUG_ATTEMPTS, Attempts, key_of
+from consumer.errors import FaceguardError, SetupError, WorkerDied
 from consumer.observability.health import Health
 from consumer.processing.outcome import Outcome
 from consumer.processing.processor import RecordProcessor
 from consumer.records import Record
 
 log = logging.getLogger(__name__)
-
-
-MAX_BUG_ATTEMPTS = 3  # crashes of one record before it is dead-lettered as processing_bug
-MAX_TRACKED_BUGS = 10_000  # records remembered as having crashed; the oldest are forgotten beyond it
 
 
 @dataclass(frozen=True)
@@ -45,34 +44,15 @@ class Crash:
     final: bool = False
 
 
-class BugAttempts:
-    """How often each record's processing raised, across threads and the record's retries."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, int, int], int] = {}
-
-    def crashed(self, record: Record) -> int:
-        """Count one more crash of `record`; returns its crashes so far."""
-        key = (record.topic, record.partition, record.offset)
-        with self._lock:
-            self._counts[key] = self._counts.pop(key, 0) + 1
-            while len(self._counts) > MAX_TRACKED_BUGS:
-                del self._counts[next(iter(self._counts))]
-            return self._counts[key]
-
-    def forget(self, record: Record) -> None:
-        with self._lock:
-            self._counts.pop((record.topic, record.partition, record.offset), None)
-
-
 Completion = Outcome | Crash
 
 
 class ProcessingPool:
     """`threads` processing threads fed from one queue; completions come back on another."""
 
-    def __init__(self, make_processor: Callable[[], RecordProcessor], threads: int, health: Health) -> None:
+    def __init__(
+        self, make_processor: Callable[[], RecordProcessor], threads: int, health: Health, attempts: Attempts
+    ) -> None:
         self._make_processor = make_processor
         self._health = health
         self._tasks: queue.Queue[Record | None] = queue.Queue()
@@ -80,7 +60,7 @@ class ProcessingPool:
         self._threads = [threading.Thread(target=self._run, name=f"process-{i}", daemon=True) for i in range(threads)]
         self._ready = threading.Barrier(threads + 1)
         self._setup_errors: list[BaseException] = []
-        self._bugs = BugAttempts()
+        self.attempts = attempts
 
     def start(self, timeout_s: float = 120.0) -> None:
         """Start the threads and wait until each has built its processor. Raises SetupError if one could not."""
@@ -131,10 +111,13 @@ class ProcessingPool:
 
     def _complete(self, processor: RecordProcessor, record: Record) -> Completion:
         """The record's outcome; a Crash when processing raised, or its dead letter on the last attempt."""
+        key = key_of(record)
+        if self.attempts.exhausted(key):  # crash marks say it ended the worker on each attempt
+            return self._dead_letter(processor, record, WorkerDied(), self.attempts.count(key))
         try:
             outcome = processor.process(record)
         except Exception as exc:
-            attempts = self._bugs.crashed(record)
+            attempts = self.attempts.charge(key)
             log.exception(
                 "bug while processing %s[%d]@%d (attempt %d of %d)",
                 record.topic,
@@ -146,12 +129,26 @@ class ProcessingPool:
             )
             if attempts < MAX_BUG_ATTEMPTS:
                 return Crash(record, exc, attempts)
-            try:
-                outcome = processor.dead_letter_bug(record, exc, attempts)
-            except Exception as final:
-                log.exception("bug while dead-lettering %s[%d]@%d", record.topic, record.partition, record.offset)
-                return Crash(record, final, attempts, final=True)
-        self._bugs.forget(record)
+            return self._dead_letter(processor, record, exc, attempts)
+        self.attempts.forget(key)
+        return outcome
+
+    def _dead_letter(self, processor: RecordProcessor, record: Record, error: Exception, attempts: int) -> Completion:
+        log.error(
+            "dead-lettering %s[%d]@%d as processing_bug after %d attempts (%s)",
+            record.topic,
+            record.partition,
+            record.offset,
+            attempts,
+            type(error).__name__,
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
+        try:
+            outcome = processor.dead_letter_bug(record, error, attempts)
+        except Exception as final:
+            log.exception("bug while dead-lettering %s[%d]@%d", record.topic, record.partition, record.offset)
+            return Crash(record, final, attempts, final=True)
+        self.attempts.forget(key_of(record))
         return outcome
 
     def _run(self) -> None:

@@ -10,6 +10,7 @@ from types import FrameType
 from consumer.config import Guarantee, Settings
 from consumer.detection.model_files import MODEL_FILES
 from consumer.detection.scan import ScanDetector
+from consumer.engine.attempts import Attempts
 from consumer.engine.breaker import CircuitBreaker
 from consumer.engine.delivery import AtLeastOnce, Delivery, ExactlyOnce
 from consumer.engine.pool import ProcessingPool
@@ -101,7 +102,9 @@ def run_worker(settings: Settings, stop: StopRequest) -> None:
         log.info("serving /metrics, /healthz and /readyz on port %d", probes.port)
     spans = open_spans(settings.otel, settings.worker_id)
     budget = PixelBudget(settings.max_pixels_in_flight)
-    pool = ProcessingPool(lambda: record_processor(settings, spans, budget), settings.processing_threads, health)
+    attempts = Attempts()  # shared: the processing threads count crashes, commits write them as crash marks
+    make_processor = lambda: record_processor(settings, spans, budget)  # noqa: E731
+    pool = ProcessingPool(make_processor, settings.processing_threads, health, attempts)
     try:
         pool.start()
         health.models_loaded = True
@@ -113,7 +116,7 @@ def run_worker(settings: Settings, stop: StopRequest) -> None:
         consumer = RequestConsumer(client, settings.group_options, settings.topics.inputs, LAG_REFRESH_S)
         delivery: Delivery | None = None
         try:
-            delivery = open_delivery(settings, consumer, metrics)
+            delivery = open_delivery(settings, consumer, metrics, attempts)
             observers = Observers(metrics, health, watermarks)
             options = settings.worker_options
             worker = Worker(options, pool, consumer=consumer, delivery=delivery, breaker=breaker, observers=observers)
@@ -140,14 +143,14 @@ def run_worker(settings: Settings, stop: StopRequest) -> None:
             probes.close()
 
 
-def open_delivery(settings: Settings, consumer: RequestConsumer, metrics: Metrics) -> Delivery:
+def open_delivery(settings: Settings, consumer: RequestConsumer, metrics: Metrics, attempts: Attempts) -> Delivery:
     """The delivery strategy of the configured guarantee, with its producer. Raises SetupError when the
     transactional producer cannot start."""
     client, producer = settings.kafka_client_config(), settings.producer_options
     if settings.guarantee is Guarantee.EXACTLY_ONCE:
         transactional = TransactionalProducer(client, producer, settings.transaction_options, metrics)
-        return ExactlyOnce(settings.commit_pacing, consumer, metrics, transactional)
-    return AtLeastOnce(settings.commit_pacing, consumer, metrics, OutputProducer(client, producer))
+        return ExactlyOnce(settings.commit_pacing, consumer, metrics, attempts, transactional)
+    return AtLeastOnce(settings.commit_pacing, consumer, metrics, attempts, OutputProducer(client, producer))
 
 
 def build_info(settings: Settings) -> dict[str, str]:

@@ -22,6 +22,14 @@ A record whose processing raised (a bug) is dispatched again, ahead of the
 others; the pool dead-letters it after `MAX_BUG_ATTEMPTS`. Each crash is counted
 (`faceguard_processing_bugs_total`). Only a bug in dead-lettering itself stops
 the worker, after committing what finished.
+
+A worker that died outright leaves crash marks in its commits' metadata
+(`consumer.engine.attempts`). Before dispatching the first record of a partition,
+the worker reads the partition's committed position: if a worker died there, it
+goes carefully (one record at a time, each charged by a commit of its own) over
+the records the dead one may have had in flight; otherwise it makes sure its own
+last commit of the partition charges the record there, so that its own death
+leaves a trace.
 """
 
 from __future__ import annotations
@@ -32,11 +40,12 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
+from consumer.engine.attempts import CareWindows
 from consumer.engine.breaker import BreakerState, CircuitBreaker
 from consumer.engine.delivery import Delivery
 from consumer.engine.pool import Completion, Crash, ProcessingPool
 from consumer.engine.schedule import DelayedRecords
-from consumer.errors import ProcessingBug
+from consumer.errors import ProcessingBug, PublishError
 from consumer.kafka.consumer import RequestConsumer
 from consumer.kafka.watermarks import WatermarkReader
 from consumer.observability.health import Health
@@ -55,6 +64,7 @@ BUSY_WAIT_S = 0.05
 SPARE_THREAD_WAIT_S = 0.005
 QUEUED_PER_THREAD = 4  # records handed to the pool per processing thread, at most
 LAG_REFRESH_S = 5.0  # how often lag is computed; the broker's offsets are read on their own thread as often
+COMMITTED_READ_TIMEOUT_S = 5.0  # the longest wait for a partition's committed position and crash mark
 
 
 class StopRequest(threading.Event):
@@ -124,6 +134,7 @@ class Worker:
         self._assigned: set[PartitionKey] = set()
         self._paused: set[PartitionKey] = set()
         self._crash: Crash | None = None
+        self._care = CareWindows(options.max_in_flight)  # records the dead worker may have had in flight
         self._stopping = False
         self._backpressure = False
 
@@ -143,6 +154,7 @@ class Worker:
             self._absorb(self._pool.completions(0.05))
         if self._crash is None:
             self.delivery.drain()
+            self.delivery.release(revoked)  # a bug in dead-lettering leaves its marks: the next owner counts it
         dropped = self._tracker.drop(revoked)
         self._forget(revoked)
         log.info("revoked %s (%d uncommitted records left to the next owner)", _names(partitions), dropped)
@@ -152,6 +164,7 @@ class Worker:
         lost = set(partitions)
         self._drop_unstarted(lost)
         dropped = self._tracker.drop(lost)
+        self.delivery.forget(lost)
         self._forget(lost)
         log.warning("lost %s (%d uncommitted records will be processed again)", _names(partitions), dropped)
 
@@ -171,6 +184,7 @@ class Worker:
             # worker later, it would never be fetched again (a whole partition stalled after a scale-out).
             self.consumer.resume(paused)
         self._assigned -= partitions
+        self._care.forget(partitions)
         self._health.assigned_partitions = len(self._assigned)
         self._paused -= partitions
         for partition in partitions:
@@ -262,14 +276,77 @@ class Worker:
             self._ready.append(record)
 
     def _dispatch(self) -> None:
+        if not self._ready or not self._read_crash_marks():
+            return
+        self.delivery.charging = not self._care.careful
+        if self._care.careful:
+            self._dispatch_carefully()
+            return
         # Queue enough that the threads keep working while this thread waits on a commit, and no more:
         # the breaker only stops what was not dispatched. Records no thread has started are taken back
         # on stop, revocation and when the breaker opens.
         limit = QUEUED_PER_THREAD * self._options.processing_threads
-        while self._ready and self.in_flight < limit and self._breaker.may_dispatch():
-            record = self._ready.popleft()
-            self._in_pool[record.partition_key] += 1
-            self._pool.submit(record)
+        batch: list[Record] = []
+        while self._ready and self.in_flight + len(batch) < limit and self._breaker.may_dispatch():
+            batch.append(self._ready.popleft())
+        # Our death must leave a trace: each partition's last commit of ours charges the record at its position.
+        uncharged = {r.partition_key for r in batch if self.delivery.charged(r.partition_key) is None}
+        heads = {p: head for p in uncharged if (head := self._tracker.head(p)) is not None}
+        if heads and not self.delivery.mark(heads):
+            self._ready.extendleft(reversed(batch))  # the group changed: the rebalance comes with the next poll
+            return
+        for record in batch:
+            self._submit(record)
+
+    def _dispatch_carefully(self) -> None:
+        """One record at a time, charged with its attempt in a commit of its own before it starts: a worker
+        died on one of the records ahead, and a death now must name the one record that caused it."""
+        if self.in_flight:
+            return
+        idle = {p for p in self._care.careful_partitions() if not self._tracker.pending([p])}
+        for partition, position in self.consumer.positions(idle).items():  # past the window's last records?
+            self._care.passed(partition, position)
+        if not self._care.careful:
+            self._dispatch()
+            return
+        if not self._breaker.may_dispatch():
+            return
+        record = self._ready[0]
+        partition = record.partition_key
+        self._care.passed(partition, record.offset)  # the records before it finished
+        if self._tracker.head(partition) != record.offset:
+            self.delivery.commit(force=True)
+            if self._tracker.head(partition) != record.offset:
+                return  # an earlier record awaits its acknowledgement (at least once): next turn
+        if self.delivery.charged(partition) != record.offset and not self.delivery.mark({partition: record.offset}):
+            return
+        self._submit(self._ready.popleft())
+
+    def _submit(self, record: Record) -> None:
+        self._in_pool[record.partition_key] += 1
+        self._pool.submit(record)
+
+    def _read_crash_marks(self) -> bool:
+        """Read the committed position of each partition with a ready record that was not read since it was
+        assigned: a crash mark there says a worker died on the record. False when the coordinator did not
+        answer (dispatch waits for the next turn)."""
+        unread = self._care.unread({record.partition_key for record in self._ready})
+        if not unread:
+            return True
+        try:
+            committed = self.consumer.committed(unread, COMMITTED_READ_TIMEOUT_S)
+        except PublishError as exc:
+            log.warning("%s; trying again", exc)
+            return False
+        for partition, position in committed.items():
+            self._care.read(partition, position, self._pool.attempts)
+            if self._care.careful and partition in self._care.careful_partitions():
+                log.warning(
+                    "a worker died on %s[%d] at offset %d: going carefully, one record at a time",
+                    *partition,
+                    position.offset,
+                )
+        return True
 
     def _absorb(self, completions: list[Completion]) -> None:
         for completion in completions:
@@ -280,6 +357,7 @@ class Worker:
                 self._crashed(completion)
                 continue
             self._metrics.processed(completion)
+            self._care.passed(key, completion.record.offset + 1)
             was_open = self._breaker.state is BreakerState.OPEN
             self._breaker.record(completion.breaker_failure)
             self.delivery.complete(completion)

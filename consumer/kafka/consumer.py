@@ -24,7 +24,7 @@ from consumer.kafka.messages import (
     topic_partitions,
 )
 from consumer.kafka.options import ClientConfig, GroupOptions, GroupProtocol
-from consumer.records import PartitionKey, Record
+from consumer.records import Committed, PartitionKey, Record
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,12 @@ class RequestConsumer:
     def resume(self, partitions: Iterable[PartitionKey]) -> None:
         self._consumer.resume([TopicPartition(t, p) for t, p in partitions])
 
-    def commit(self, offsets: Offsets) -> None:
-        """Commit these positions synchronously (at_least_once). Raises GroupChanged when this member's
-        generation is over, PublishError when the group refuses otherwise."""
+    def commit(self, offsets: Offsets, metadata: dict[PartitionKey, str] | None = None) -> None:
+        """Commit these positions, each with its commit `metadata`, synchronously (at_least_once). Raises
+        GroupChanged when this member's generation is over, PublishError when the group refuses otherwise."""
         if not offsets:
             return
-        partitions = topic_partitions(offsets)
+        partitions = topic_partitions(offsets, metadata)
         try:
             self._consumer.store_offsets(offsets=partitions)
             self._consumer.commit(offsets=partitions, asynchronous=False)
@@ -151,6 +151,23 @@ class RequestConsumer:
             if error.code() in MEMBERSHIP_LOST:
                 raise GroupChanged(error.str()) from exc
             raise PublishError(f"offset commit failed: {error}") from exc
+
+    def committed(self, partitions: Iterable[PartitionKey], timeout_s: float) -> dict[PartitionKey, Committed]:
+        """Each partition's committed position and its metadata, with the partition's end offset when a fetch
+        has told it. Raises PublishError when the group coordinator does not answer in `timeout_s`."""
+        wanted = [TopicPartition(t, p) for t, p in partitions]
+        if not wanted:
+            return {}
+        try:
+            answers = self._consumer.committed(wanted, timeout=timeout_s)
+        except KafkaException as exc:
+            raise PublishError(f"could not read committed offsets: {exc.args[0]}") from exc
+        committed = {}
+        for tp in answers:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            end = high if high is not None and high >= 0 else None
+            committed[(tp.topic, tp.partition)] = Committed(tp.offset, tp.metadata or "", end)
+        return committed
 
     def positions(self, partitions: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
         """The consumer's next offset per partition (-1 before its first fetch); local, no broker call."""

@@ -54,8 +54,13 @@ def log_client_error(error: KafkaError) -> None:
     log.warning("kafka client: %s", error.str())
 
 
-def topic_partitions(offsets: Offsets) -> list[TopicPartition]:
-    return [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
+def topic_partitions(offsets: Offsets, metadata: dict[PartitionKey, str] | None = None) -> list[TopicPartition]:
+    """Offsets to commit, each with its commit metadata when `metadata` names one."""
+    metadata = metadata or {}
+    return [
+        TopicPartition(topic, partition, offset, metadata=metadata.get((topic, partition)))
+        for (topic, partition), offset in offsets.items()
+    ]
 
 
 def consume_available(consumer: Consumer, max_records: int, timeout_s: float) -> list[Message]:

@@ -18,7 +18,7 @@ from consumer.errors import GroupChanged, PublishError, SetupError
 from consumer.kafka.messages import KAFKA_LOG, MEMBERSHIP_LOST, Offsets, log_client_error, produce, topic_partitions
 from consumer.kafka.options import ClientConfig, ProducerOptions, TransactionOptions
 from consumer.observability.metrics import Metrics
-from consumer.records import OutgoingRecord
+from consumer.records import OutgoingRecord, PartitionKey
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +188,11 @@ class TransactionalProducer:
         offsets: Offsets,
         group_metadata: Callable[[], Any],
         stop_by: Callable[[], float | None] | None = None,
+        metadata: dict[PartitionKey, str] | None = None,
     ) -> None:
-        """Publish `outputs` and commit `offsets` atomically. Call it on the consumer's thread (in its rebalance
-        callbacks too): `group_metadata` is read there, where librdkafka answers it at once.
+        """Publish `outputs` and commit `offsets` (with their commit `metadata`) atomically. Call it on the
+        consumer's thread (in its rebalance callbacks too): `group_metadata` is read there, where librdkafka
+        answers it at once.
 
         librdkafka's error classes decide: a fatal error fences this worker (PublishError) or replaces the
         producer; an abortable or retriable one aborts the attempt and tries the same outputs again until
@@ -205,14 +207,14 @@ class TransactionalProducer:
                 # Read on the caller's thread: from another thread, librdkafka answers only once the consumer
                 # is polled, and a revoke callback waiting on this commit is exactly when it is not (a worker
                 # hung here for 60 s whenever a member joined).
-                metadata = group_metadata()
+                group = group_metadata()
                 producer.begin_transaction()
                 open_transaction = True
                 for record in outputs:
                     produce(producer, record, None)
                 self._watchdog.call(
-                    lambda producer=producer, metadata=metadata: producer.send_offsets_to_transaction(  # type: ignore[misc]
-                        topic_partitions(offsets), metadata, TXN_CALL_TIMEOUT_S
+                    lambda producer=producer, group=group: producer.send_offsets_to_transaction(  # type: ignore[misc]
+                        topic_partitions(offsets, metadata), group, TXN_CALL_TIMEOUT_S
                     ),
                     deadline,
                 )

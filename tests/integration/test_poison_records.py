@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import time
 import uuid
 
 import pytest
@@ -16,12 +18,15 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ConfigResource,
 )
 
+from consumer.engine.attempts import MAX_BUG_ATTEMPTS
+from tests.image_server import ImageServer
 from tests.integration.conftest import MakeStack
 from tests.support import SAMPLES
 
 pytestmark = pytest.mark.kafka
 
 BIG = 10 * 1024 * 1024
+ASTRONAUT = (SAMPLES / "astronaut.png").read_bytes()
 TOPIC_LIMIT = 24 * 1024 * 1024  # the requests topic takes 10 MB records here, as a careless producer's might
 
 
@@ -112,3 +117,51 @@ def test_poison_records_go_to_the_dlq_and_the_worker_stays_up(make_stack: MakeSt
     assert "faceguard-value-truncated" in {n for n, _ in letters["attribute-10mb"].headers}
     assert set(good_ids) <= set(outputs.masked) & set(outputs.metadata)
     assert "bug while processing" not in stack.worker_log()
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+def test_a_record_that_kills_the_worker_every_time_is_dead_lettered_after_three_deaths(
+    make_stack: MakeStack, image_server: ImageServer, guarantee: str
+) -> None:
+    """The supervisor restarts a worker that dies on one record (out of memory, a native crash: here SIGKILL
+    whenever it fetches it). Crash marks in the committed offsets count the deaths across restarts: after
+    three, the next worker dead-letters the record without touching it, and the partition flows again."""
+    stack = make_stack(
+        partitions=1,
+        FACEGUARD_GUARANTEE=guarantee,
+        FACEGUARD_SESSION_TIMEOUT_MS="6000",  # a killed worker's partitions move on after 6 s, not 45
+    )
+    deadly = image_server.script("/deadly.png", ASTRONAUT, delay_s=120)
+    hits = image_server.scripts["/deadly.png"].hits
+    before = stack.submit(SAMPLES / "chelsea.png", SAMPLES / "coffee.png")
+    [deadly_id] = stack.submit(deadly)
+    after = stack.submit(SAMPLES / "astronaut.png", SAMPLES / "chelsea.png")
+    worker, deaths, deadline = stack.start_worker("w"), 0, time.monotonic() + 240
+    while not (outputs := stack.outputs(lambda o: bool(o.dead_letters), timeout_s=0.2)).dead_letters:
+        assert time.monotonic() < deadline, f"no dead letter after {deaths} deaths"
+        if len(hits) > deaths:  # it fetches the deadly image: it dies
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(30)
+            worker, deaths = stack.start_worker("w"), deaths + 1  # restarted under its name, as a pod is
+    outputs = stack.outputs(set(before + after) | {deadly_id}, timeout_s=120)
+    # The first death charges the partition's first unfinished record, which may be another; from then on
+    # each death is charged to the one record in flight.
+    assert MAX_BUG_ATTEMPTS <= deaths <= MAX_BUG_ATTEMPTS + 1
+    assert len(hits) == deaths  # the last worker dead-lettered it without fetching it again
+    [letter] = outputs.dead_letters
+    headers = {name: value.decode() for name, value in letter.headers}
+    assert letter.key == deadly_id.encode()
+    assert headers["faceguard-error-class"] == "processing_bug"
+    assert headers["faceguard-error-reason"].startswith(f"WorkerDied on each of {MAX_BUG_ATTEMPTS} attempts")
+    assert "going carefully" in stack.worker_log()
+    # Past the dead workers' records, the worker is back to normal work.
+    more = stack.submit(*(SAMPLES / name for name in ("astronaut.png", "chelsea.png", "coffee.png")))
+    outputs = stack.outputs(set(more), timeout_s=60)
+    outputs = stack.settle(1.0)
+    assert worker.poll() is None, stack.worker_log()
+    for request_id in before + after + more:
+        assert len(outputs.masked[request_id]) >= 1
+        assert len(outputs.metadata[request_id]) >= 1
+        if guarantee == "exactly_once":
+            assert (len(outputs.masked[request_id]), len(outputs.metadata[request_id])) == (1, 1), request_id
+    assert len(outputs.dead_letters) == 1

@@ -9,13 +9,14 @@ from typing import cast
 import pytest
 
 from consumer.config import Settings
+from consumer.engine.attempts import Attempts
 from consumer.engine.delivery import ACKNOWLEDGEMENT_WAIT_S, AtLeastOnce, Delivery
 from consumer.engine.offsets import Committable
 from consumer.kafka.consumer import RequestConsumer
 from consumer.kafka.producers import OutputProducer
 from consumer.observability.metrics import Metrics
 from consumer.processing.outcome import Outcome, OutcomeKind
-from consumer.records import OutgoingRecord, Record
+from consumer.records import OutgoingRecord, PartitionKey, Record
 
 PARTITION = ("faceguard.requests", 0)
 
@@ -24,14 +25,19 @@ class RecordingDelivery(Delivery):
     """The shared pacing, with commits written down instead of sent (no broker: pure logic)."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.commit_pacing, cast(RequestConsumer, None), Metrics())
+        super().__init__(settings.commit_pacing, cast(RequestConsumer, None), Metrics(), Attempts())
         self.commits: list[int] = []
+        self.metadata: list[dict[PartitionKey, str]] = []
 
     def complete(self, outcome: Outcome) -> None:
         self.tracker.finish(outcome.record.partition_key, outcome.record.offset, outcome)
 
-    def _commit_runs(self, runs: list[Committable[Outcome]]) -> None:
+    def _commit_runs(self, runs: list[Committable[Outcome]], metadata: dict[PartitionKey, str]) -> None:
         self.commits.append(sum(len(run.payloads) for run in runs))
+        self.metadata.append(metadata)
+
+    def _commit_marks(self, offsets: dict[PartitionKey, int], metadata: dict[PartitionKey, str]) -> None:
+        self.metadata.append(metadata)
 
     def close(self) -> None:
         pass
@@ -124,7 +130,7 @@ def test_at_least_once_an_idle_worker_turns_soon_while_outputs_await_their_ackno
     producer = HeldAcknowledgements()
     settings = Settings(min_commit_gap_s=0)
     delivery = AtLeastOnce(
-        settings.commit_pacing, cast(RequestConsumer, None), Metrics(), cast(OutputProducer, producer)
+        settings.commit_pacing, cast(RequestConsumer, None), Metrics(), Attempts(), cast(OutputProducer, producer)
     )
     tracker = delivery.tracker
     assert delivery.wake_in() is None  # nothing sent, nothing to commit: the poll for requests may wait

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from consumer.config import Settings
-from consumer.engine.pool import MAX_BUG_ATTEMPTS, Crash, ProcessingPool
+from consumer.engine.attempts import MAX_BUG_ATTEMPTS, Attempts, key_of
+from consumer.engine.pool import Crash, ProcessingPool
 from consumer.engine.service import record_processor
 from consumer.errors import ImageTooLarge, InvalidRequest, UnsupportedReference
 from consumer.imaging.pixel_budget import PixelBudget
@@ -210,7 +211,7 @@ def test_a_record_that_crashes_every_time_is_dead_lettered_as_a_bug_and_the_rest
         BuggyOn(processor, str(poisoned))
         return processor
 
-    pool = ProcessingPool(make, 1, Health(60, 300))
+    pool = ProcessingPool(make, 1, Health(60, 300), Attempts())
     pool.start()
     try:
         bad = record(request(image_ref=poisoned.as_uri()), offset=7)
@@ -239,3 +240,35 @@ def test_a_record_that_crashes_every_time_is_dead_lettered_as_a_bug_and_the_rest
     assert headers["faceguard-error-reason"] == f"KeyError on each of {MAX_BUG_ATTEMPTS} attempts: 'a bug of ours'"
     assert letter.outputs[0].topic == SETTINGS.topic_dlq
     assert masked.kind is OutcomeKind.MASKED
+
+
+def test_a_record_charged_with_every_attempt_by_crash_marks_is_dead_lettered_without_processing() -> None:
+    processed: list[Record] = []
+
+    def make() -> RecordProcessor:
+        processor = record_processor(SETTINGS, ContextOnly(), PixelBudget(SETTINGS.max_pixels_in_flight))
+        process = processor.process
+
+        def watched(r: Record) -> Outcome:
+            processed.append(r)
+            return process(r)
+
+        processor.process = watched  # type: ignore[method-assign,assignment]
+        return processor
+
+    attempts = Attempts()
+    deadly = record(request(image_ref=(SAMPLES / "astronaut.png").as_uri()), offset=7)
+    attempts.charge(key_of(deadly), MAX_BUG_ATTEMPTS)  # as read from a crash mark
+    pool = ProcessingPool(make, 1, Health(60, 300), attempts)
+    pool.start()
+    try:
+        pool.submit(deadly)
+        (letter,) = pool.completions(60)
+    finally:
+        pool.close(10)
+    assert processed == []
+    assert isinstance(letter, Outcome)
+    headers = {name: v.decode() for name, v in letter.outputs[0].headers}
+    assert headers["faceguard-error-class"] == "processing_bug"
+    assert headers["faceguard-error-reason"].startswith(f"WorkerDied on each of {MAX_BUG_ATTEMPTS} attempts")
+    assert attempts.count(key_of(deadly)) == 0  # dead-lettered: forgotten
