@@ -124,6 +124,15 @@ class Settings(BaseSettings):
     )
     max_poll_interval_ms: int = Field(300_000, ge=1_000)
     session_timeout_ms: int = Field(45_000, ge=1_000)
+    static_membership: bool = Field(
+        False,
+        description=(
+            "Join the group as a static member named by the worker id (group.instance.id): a worker restarted "
+            "under the same name within the session timeout gets its partitions back without a rebalance. "
+            "A static member does not leave the group when it stops, so its partitions wait out the session "
+            "timeout after a scale-in."
+        ),
+    )
 
     # Observability.
     log_format: LogFormat = Field(LogFormat.JSON, description="json: one object per line; text: for a terminal.")
@@ -307,7 +316,13 @@ class Settings(BaseSettings):
 
     @property
     def group_options(self) -> GroupOptions:
-        return GroupOptions(self.group_id, self.group_protocol, self.session_timeout_ms, self.max_poll_interval_ms)
+        return GroupOptions(
+            self.group_id,
+            self.group_protocol,
+            self.session_timeout_ms,
+            self.max_poll_interval_ms,
+            self.worker_id if self.static_membership else None,
+        )
 
     @property
     def producer_options(self) -> ProducerOptions:

@@ -66,6 +66,10 @@ class RequestConsumer:
             "statistics.interval.ms": int(stats_interval_s * 1000),
             "stats_cb": self._read_stats,
         }
+        if group.instance_id is not None:
+            # A static member: restarted under the same id within the session timeout, it gets its partitions
+            # back without a rebalance (KIP-345; the consumer protocol of KIP-848 keeps static members).
+            config["group.instance.id"] = group.instance_id
         if group.protocol is GroupProtocol.CONSUMER:
             config["group.protocol"] = "consumer"  # KIP-848: the broker assigns, incrementally
             # Range spreads each topic's partitions over the members on its own, so the requests topic is

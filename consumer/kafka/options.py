@@ -25,6 +25,7 @@ class GroupOptions:
     protocol: GroupProtocol
     session_timeout_ms: int
     max_poll_interval_ms: int
+    instance_id: str | None = None  # static membership (group.instance.id); None: a dynamic member
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.conftest import MakeStack
 from tests.integration.stack import Outputs, Stack
-from tests.support import annotated_images
+from tests.support import annotated_images, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -97,3 +97,33 @@ def test_a_member_frozen_past_its_session_rejoins_or_stops_cleanly(make_stack: M
     frozen.send_signal(signal.SIGTERM)  # and it still stops cleanly, within the drain deadline
     assert frozen.wait(timeout=40) == 0
     assert time.monotonic() - started < 30
+
+
+def test_a_static_member_restarted_within_its_session_takes_its_partitions_back_without_a_rebalance(
+    make_stack: MakeStack,
+) -> None:
+    """A rolling restart with FACEGUARD_STATIC_MEMBERSHIP: the other member is never revoked."""
+    stack = make_stack(
+        partitions=PARTITIONS,
+        FACEGUARD_STATIC_MEMBERSHIP="true",
+        FACEGUARD_SESSION_TIMEOUT_MS="30000",
+        FACEGUARD_PROCESSING_THREADS="1",
+    )
+    photos = [image.path for image in annotated_images()]
+    ids = stack.submit(*photos[:60])
+    stack.start_worker("w0")
+    restarted = stack.start_worker("w1")
+    wait_even_and_moving(stack, [0, 1], 0, "two static members")
+    held = requests_partitions(stack, 1)
+    restarted.send_signal(signal.SIGTERM)
+    assert restarted.wait(30) == 0
+    stack.start_worker("w1")  # the pod comes back under its name
+    wait_for(lambda: requests_partitions(stack, 2) == held, 30, "the restarted member's share handed back")
+    ids += stack.submit(*photos[60:120])
+    outputs = stack.outputs(set(ids), timeout_s=180)
+    outputs = stack.settle(1.0)
+    changes = [str(line["message"]) for line in stack.worker_log_lines(0) if ASSIGNMENT.match(str(line["message"]))]
+    assert len(changes) == 1, changes  # assigned once, never revoked
+    assert not outputs.dead_letters
+    twice = [i for i in ids if (len(outputs.masked[i]), len(outputs.metadata[i])) != (1, 1)]
+    assert not twice, f"{len(twice)} requests not published exactly once"
