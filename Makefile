@@ -27,7 +27,7 @@ venv: $(UV) ## create .venv from the locked dependency set (uv.lock)
 	$(UV) sync --frozen --extra dev --extra otel --quiet
 	$(BIN)/python ops/check_opencv.py
 
-models: venv ## fetch the BlazeFace models from the mediapipe 0.10.21 wheel and verify their sha256
+models: venv ## fetch the BlazeFace and FaceMesh models from the mediapipe 0.10.21 wheel and verify their sha256
 	$(BIN)/python ops/fetch_models.py
 
 kafka: ## resolve the Kafka broker jars with Maven

@@ -82,12 +82,7 @@ def parser() -> argparse.ArgumentParser:
     add_mask_arguments(submit)
     submit.set_defaults(run=cmd_submit)
 
-    anonymize = commands.add_parser("anonymize", help="mask local image files without Kafka")
-    anonymize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
-    anonymize.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    anonymize.add_argument("--metadata", action="store_true", help="also write <image>.json face metadata")
-    add_mask_arguments(anonymize)
-    anonymize.set_defaults(run=cmd_anonymize)
+    add_anonymize_command(commands)
 
     topics = commands.add_parser("topics", help="manage the topics")
     topic_commands = topics.add_subparsers(required=True, metavar="ACTION")
@@ -107,13 +102,17 @@ def parser() -> argparse.ArgumentParser:
     collect.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most (default 60)")
     collect.set_defaults(run=cmd_collect)
 
-    evaluation = commands.add_parser("eval", help="measure how many annotated faces the detector masks")
+    evaluation = commands.add_parser("eval", help="measure which faces the detector masks, and what else")
     evaluation.add_argument(
-        "--annotations",
-        type=Path,
-        default=None,
-        help="annotations file (default: ../shared/data/faces/annotations.jsonl)",
+        "--suite",
+        action="append",
+        choices=["faces", "wider-tune", "nofaces", "large"],
+        help="photo set of ../shared/data (default: faces); repeatable",
     )
+    evaluation.add_argument(
+        "--split", choices=["all", "even", "odd"], default="all", help="only the even- or odd-numbered photos"
+    )
+    evaluation.add_argument("--annotations", type=Path, default=None, help="an annotations file of yours instead")
     evaluation.add_argument("--subset", default="wider-val", help="only images of this subset ('' for all)")
     evaluation.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
     evaluation.add_argument(
@@ -152,6 +151,23 @@ def add_dlq_filters(command: argparse.ArgumentParser) -> None:
     command.add_argument("--until", help="failed before: ISO time, or a duration ago such as 10m")
 
 
+def add_anonymize_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    anonymize = commands.add_parser("anonymize", help="mask local image files without Kafka")
+    anonymize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    anonymize.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    anonymize.add_argument("--metadata", action="store_true", help="also write <image>.json face metadata")
+    anonymize.add_argument(
+        "--preset", type=Preset, choices=list(Preset), help="detection preset (default: FACEGUARD_PRESET)"
+    )
+    anonymize.add_argument(
+        "--preview",
+        action="store_true",
+        help="draw each candidate (kept faces green, rejected red, with score and probability) instead of masking",
+    )
+    add_mask_arguments(anonymize)
+    anonymize.set_defaults(run=cmd_anonymize)
+
+
 def add_mask_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--method", type=MaskMethod, choices=list(MaskMethod), help="mask method (worker default: blur)"
@@ -159,12 +175,22 @@ def add_mask_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--strength", type=float, help="0 < strength <= 1")
     command.add_argument("--margin", type=float, help="share of the face box added on every side")
     command.add_argument("--shape", type=MaskShape, choices=list(MaskShape), help="box (default) or ellipse")
+    command.add_argument(
+        "--min-face-probability", type=float, help="mask candidates the verifier gives at least this (lower: more)"
+    )
 
 
 def mask_options(args: argparse.Namespace) -> MaskOptions | None:
-    if args.method is None and args.strength is None and args.margin is None and args.shape is None:
+    given = (args.method, args.strength, args.margin, args.shape, args.min_face_probability)
+    if all(value is None for value in given):
         return None
-    return MaskOptions(method=args.method, strength=args.strength, margin=args.margin, shape=args.shape)
+    return MaskOptions(
+        method=args.method,
+        strength=args.strength,
+        margin=args.margin,
+        shape=args.shape,
+        min_face_probability=args.min_face_probability,
+    )
 
 
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
@@ -211,14 +237,17 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_anonymize(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.commands.anonymize import FileJob, anonymize_files
 
-    job = FileJob(args.inputs, args.output, mask_options(args), args.metadata, settings.worker_id)
+    job = FileJob(args.inputs, args.output, mask_options(args), args.metadata, settings.worker_id, args.preview)
+    strategy = PRESETS[args.preset] if args.preset else settings.strategy
     try:
-        outcomes = anonymize_files(job, settings.strategy, settings.models_dir, settings.pipeline_options)
+        outcomes = anonymize_files(job, strategy, settings.models_dir, settings.pipeline_options)
     except FileNotFoundError as exc:
         raise SetupError(str(exc)) from exc
     for outcome in outcomes:
         if outcome.error:
             log.error("%s: %s", outcome.source, outcome.error)
+        elif args.preview:
+            print(f"{outcome.output}")
         else:
             print(f"{outcome.output}\t{outcome.faces} faces")
     failed = sum(1 for o in outcomes if o.error)
@@ -297,18 +326,42 @@ def cmd_dlq_redrive(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.evaluation.recall import DEFAULT_ANNOTATIONS, evaluate_strategy, format_table, load_annotations
+    from consumer.evaluation.recall import (
+        Half,
+        evaluate_strategy,
+        format_per_image,
+        format_table,
+        half_of,
+        load_annotations,
+    )
+    from consumer.evaluation.suites import Suite, suite_images
 
-    args.annotations = args.annotations or DEFAULT_ANNOTATIONS
-    if not args.annotations.is_file():
-        raise SetupError(f"no annotations file at {args.annotations}")
-    images = load_annotations(args.annotations, args.subset or None)
-    images = images[: args.limit] if args.limit else images
-    reports = {
-        preset.value: evaluate_strategy(images, PRESETS[preset], settings.models_dir, settings.mask_margin)
-        for preset in args.preset or [settings.preset]
-    }
-    print(format_table(reports))
+    split = Half(args.split)
+    summaries = {}
+    for suite in [Suite(name) for name in args.suite or [Suite.FACES.value]]:
+        if args.annotations is not None:
+            if not args.annotations.is_file():
+                raise SetupError(f"no annotations file at {args.annotations}")
+            images = load_annotations(args.annotations, args.subset or None)
+            images = half_of(images[: args.limit] if args.limit else images, split)
+            name = str(args.annotations)
+        else:
+            try:
+                images = suite_images(suite, split=split, limit=args.limit)
+            except FileNotFoundError as exc:
+                raise SetupError(f"{exc}: the shared data is not beside the repository") from exc
+            name = suite.value
+        reports = {
+            preset.value: evaluate_strategy(images, PRESETS[preset], settings.models_dir, settings.mask_margin)
+            for preset in args.preset or [settings.preset]
+        }
+        print(f"{name}: {len(images)} photos ({split.value})")
+        print(format_table(reports))
+        if args.annotations is None and not suite.annotated:
+            print(format_per_image(reports))
+        summaries[name] = {preset: report.summary() for preset, report in reports.items()}
+        if args.annotations is not None:
+            break
     if args.json:
-        print(json.dumps({name: report.summary() for name, report in reports.items()}))
+        print(json.dumps(summaries))
     return 0

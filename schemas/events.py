@@ -92,6 +92,16 @@ class MaskOptions(Contract):
             "when it is the worker's default."
         ),
     )
+    min_face_probability: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "The verifier's probability from which a candidate is masked as a face (the preset's own when "
+            "omitted). Lower masks more: unless the worker allows requests to weaken masks, a value above "
+            "the preset's is lowered to it."
+        ),
+    )
 
 
 class ImageRequest(Contract):
@@ -144,7 +154,13 @@ class Face(Contract):
     bbox: tuple[int, int, int, int] = Field(
         description="[x, y, w, h] in pixels of the upright image (EXIF orientation applied), top-left origin."
     )
-    confidence: float = Field(ge=0.0, le=1.0)
+    confidence: float = Field(ge=0.0, le=1.0, description="The detector's score.")
+    verification: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="The verifier's probability that this is a face; null when the preset runs no verifier.",
+    )
     mask: AppliedMask
 
 

@@ -38,6 +38,7 @@ class FileJob:
     mask: MaskOptions | None
     with_metadata: bool  # write each image's metadata event beside it
     worker_id: str  # named in the metadata events
+    preview: bool = False  # draw the candidates (kept green, rejected red) instead of masking
 
 
 def anonymize_files(job: FileJob, strategy: Strategy, models_dir: Path, options: PipelineOptions) -> list[FileOutcome]:
@@ -55,6 +56,8 @@ def anonymize_files(job: FileJob, strategy: Strategy, models_dir: Path, options:
 
 
 def anonymize_file(job: FileJob, anonymizer: Anonymizer, max_bytes: int, path: Path, target: Path) -> FileOutcome:
+    if job.preview:
+        return preview_file(job, anonymizer, max_bytes, path, target)
     try:
         clock = Stopwatch()
         data = read_file(path, max_bytes)
@@ -73,6 +76,17 @@ def anonymize_file(job: FileJob, anonymizer: Anonymizer, max_bytes: int, path: P
         event = metadata_event(request, result, anonymizer.detector.info, job.worker_id, source=None)
         target.with_name(target.name + ".json").write_text(event.model_dump_json(indent=2) + "\n")
     return FileOutcome(path, target, len(result.faces), None)
+
+
+def preview_file(job: FileJob, anonymizer: Anonymizer, max_bytes: int, path: Path, target: Path) -> FileOutcome:
+    try:
+        drawn, image_format = anonymizer.preview(read_file(path, max_bytes), job.mask)
+    except RecordFailure as failure:
+        return FileOutcome(path, None, 0, str(failure))
+    target = target.with_name(f"{target.stem}.preview{image_format.extension}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(drawn)
+    return FileOutcome(path, target, 0, None)
 
 
 def safe_id(stem: str) -> str:

@@ -41,13 +41,15 @@ SCORE_CLIP = 100.0  # logits are clipped to +-100 before the sigmoid
 
 @dataclass(frozen=True)
 class Candidate:
-    """A face the network found, in input pixels (corners as floats), with its score."""
+    """A face the network found, in input pixels (corners as floats), with its score and its eyes (the
+    subject's right eye, then the left: x, y, x, y)."""
 
     x0: float
     y0: float
     x1: float
     y1: float
     score: float
+    eyes: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 def anchor_centres(kind: ModelKind, side: int) -> FloatArray:
@@ -95,7 +97,8 @@ def decode(regressors: FloatArray, logits: FloatArray, centres: FloatArray, min_
     cx = raw[:, 0] + centres[keep, 0]
     cy = raw[:, 1] + centres[keep, 1]
     half_w, half_h = raw[:, 2] / 2, raw[:, 3] / 2
-    boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
+    eyes = raw[:, 4:8] + np.tile(centres[keep], 2)  # keypoints 0 and 1, offsets from the anchor like the centre
+    boxes = np.concatenate([np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1), eyes], axis=1)
     scores = 1 / (1 + np.exp(-np.clip(logits[keep], -SCORE_CLIP, SCORE_CLIP)))
     valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return weighted_suppression(boxes[valid], scores[valid])
@@ -104,13 +107,13 @@ def decode(regressors: FloatArray, logits: FloatArray, centres: FloatArray, min_
 def weighted_suppression(boxes: FloatArray, scores: FloatArray) -> list[Candidate]:
     """MediaPipe's WEIGHTED non-maximum suppression: the best remaining box takes every remaining box
     overlapping it by more than `SUPPRESSION_IOU` (itself included) and becomes their score-weighted
-    mean, keeping its own score. Best score first.
+    mean, keypoints too, keeping its own score. Best score first. `boxes`: corners, then the eyes if known.
 
     The overlaps of every pair are worked out at once: a tile's candidates at the presets' lowest score
     merge into a few faces, and a loop of array operations per face over what remains costs more."""
     order = np.argsort(-scores, kind="stable")
     boxes, scores = boxes[order], scores[order]
-    x0, y0, x1, y1 = boxes.T
+    x0, y0, x1, y1 = boxes[:, :4].T
     areas = (x1 - x0) * (y1 - y0)
     width = np.clip(np.minimum(x1[:, None], x1) - np.maximum(x0[:, None], x0), 0, None)
     height = np.clip(np.minimum(y1[:, None], y1) - np.maximum(y0[:, None], y0), 0, None)
@@ -126,6 +129,7 @@ def weighted_suppression(boxes: FloatArray, scores: FloatArray) -> list[Candidat
         taken = merges[top] & remaining
         taken[top] = True
         remaining &= ~taken
-        mx0, my0, mx1, my1 = weighted[taken].sum(axis=0) / scores[taken].sum()
-        found.append(Candidate(float(mx0), float(my0), float(mx1), float(my1), float(scores[top])))
+        mx0, my0, mx1, my1, *eyes = (weighted[taken].sum(axis=0) / scores[taken].sum()).tolist()
+        right_x, right_y, left_x, left_y = eyes or (0.0, 0.0, 0.0, 0.0)
+        found.append(Candidate(mx0, my0, mx1, my1, float(scores[top]), (right_x, right_y, left_x, left_y)))
     return found

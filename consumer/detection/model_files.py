@@ -1,7 +1,8 @@
-"""The BlazeFace model files: where they come from, their pinned checksums, and the check.
+"""The model files: where they come from, their pinned checksums, and the check.
 
-The models ship inside the mediapipe 0.10.21 wheel; `ops/fetch_models.py` extracts
-them at set-up time. The worker refuses to start when a file is missing or its
+The models (the two BlazeFace detectors, and FaceMesh, which the verifier runs on
+each candidate face) ship inside the mediapipe 0.10.21 wheel; `ops/fetch_models.py`
+extracts them at set-up time. The worker refuses to start when a file is missing or its
 sha256 differs from the pin here (`ModelFileError`, a `SetupError`).
 """
 
@@ -17,15 +18,18 @@ from consumer.errors import ModelFileError
 SOURCE_WHEEL = "mediapipe==0.10.21"
 SOURCE_WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
 SOURCE_WHEEL_TAGS = ("cp311", "manylinux_2_28_x86_64")
-SOURCE_DIR_IN_WHEEL = "mediapipe/modules/face_detection"
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 class ModelKind(StrEnum):
-    """Which BlazeFace variant runs: full range sees faces far from the camera."""
+    """Which network: a BlazeFace variant (full range sees faces far from the camera), or FaceMesh."""
 
     FULL_RANGE = "full_range"
     SHORT_RANGE = "short_range"
+    FACE_MESH = "face_mesh"  # 468 landmarks and a face-presence score on a 192-px crop: the verifier's
+
+
+DETECTORS = (ModelKind.FULL_RANGE, ModelKind.SHORT_RANGE)  # the BlazeFace variants
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class ModelFile:
     filename: str
     sha256: str
     input_side: int  # the square input the network sees; the detector fits every image into it
+    wheel_dir: str = "mediapipe/modules/face_detection"  # where the wheel holds it
 
 
 MODEL_FILES: dict[ModelKind, ModelFile] = {
@@ -51,6 +56,14 @@ MODEL_FILES: dict[ModelKind, ModelFile] = {
         "face_detection_short_range.tflite",
         "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
         128,
+    ),
+    ModelKind.FACE_MESH: ModelFile(
+        ModelKind.FACE_MESH,
+        "facemesh",
+        "face_landmark.tflite",
+        "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+        192,
+        "mediapipe/modules/face_landmark",
     ),
 }
 

@@ -29,7 +29,7 @@ from ai_edge_litert.interpreter import Interpreter
 from consumer.detection.blazeface import anchor_centres, check_input_side, decode, score_logit
 from consumer.detection.model_files import MODEL_FILES, ModelKind, verified_model_path
 from consumer.errors import SetupError
-from consumer.imaging.types import Box, Detection
+from consumer.imaging.types import Box, Detection, Point
 
 RUNTIME = f"litert-{version('ai-edge-litert')}"
 
@@ -135,7 +135,9 @@ class FaceDetector:
             box = Box(int(x0), int(y0), int((face.x1 - face.x0) / scale), int((face.y1 - face.y0) / scale))
             box = box.clipped(width, height)
             if box.w > 0 and box.h > 0:
-                found.append(Detection(box=box, score=face.score))
+                rx, ry, lx, ly = face.eyes
+                eyes = (Point((rx - left) / scale, (ry - top) / scale), Point((lx - left) / scale, (ly - top) / scale))
+                found.append(Detection(box=box, score=face.score, eyes=eyes))
         return found
 
     def close(self) -> None:

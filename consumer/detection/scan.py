@@ -12,23 +12,26 @@ whole image.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
 from types import TracebackType
 
-import cv2
 import numpy as np
 
-from consumer.detection.merge import suppress_overlaps
+from consumer.detection.crops import padded_square, rgb_view, scaled_size
+from consumer.detection.merge import drop_nested, suppress_overlaps
 from consumer.detection.model_files import MODEL_FILES, ModelKind
 from consumer.detection.network import RUNTIME, FaceDetector
 from consumer.detection.strategy import DetectorKey, Pass, SecondLook, Strategy
-from consumer.detection.tiling import Window, holding, to_source, windows
-from consumer.detection.turns import Turn, turned, unturned
-from consumer.imaging.decode import to_rgb8
+from consumer.detection.tiling import Window, holding, point_to_source, to_source, windows
+from consumer.detection.turns import Turn, turned, unturned, unturned_eyes
+from consumer.detection.verify import Verifier, load_verifier_model
 from consumer.imaging.types import Box, Detection, Pixels, Point
 from schemas import ModelInfo
+
+NESTED = 0.8  # a face lying this much within a larger kept face is part of it (an eye, half the face)
 
 
 class ScanDetector:
@@ -40,25 +43,29 @@ class ScanDetector:
         # One network per model and side: detectors differing only in their score share it (the score only
         # filters and merges its outputs), which saves an interpreter's memory per thread at the same speed.
         self._networks: dict[tuple[ModelKind, int], FaceDetector] = {}
+        self._verifier: Verifier | None = None
         try:
             for model, threshold, side in strategy.detectors:
                 if (model, side) not in self._networks:
                     self._networks[model, side] = FaceDetector(model, models_dir, threshold, side)
+            if strategy.verify is not None:
+                self._verifier = Verifier(models_dir, load_verifier_model())
         except BaseException:
             self.close()
             raise
         files = [MODEL_FILES[model] for model in strategy.models]
+        verifier = "" if self._verifier is None else f"+{self._verifier.model.version}"
         self.info = ModelInfo(
-            name="+".join(f.name for f in files),
-            version=f"{RUNTIME}/" + "+".join(f"sha256:{f.sha256[:12]}" for f in files),
+            name="+".join(f.name for f in files) + verifier,
+            version=f"{RUNTIME}/" + "+".join(f"sha256:{f.sha256[:12]}" for f in files) + verifier,
             min_confidence=min(p.min_score for p in strategy.passes),
             preset=strategy.preset.value,
             passes=strategy.describe(),
         )
 
-    def detect(self, pixels: Pixels) -> list[Detection]:
-        """Faces in decoded `pixels` (gray, BGR or BGRA; 8 or 16 bit), boxes in its pixels and clipped to it,
-        best score first."""
+    def candidates(self, pixels: Pixels) -> list[Detection]:
+        """What the passes and the second look propose in decoded `pixels`, before verification: boxes in its
+        pixels and clipped to it, best score first."""
         height, width = pixels.shape[:2]
         passes = self.strategy.passes
         scales = [whole_scale(p.model, width, height) if p.scale is None else p.scale for p in passes]
@@ -86,6 +93,23 @@ class ScanDetector:
         look = self.strategy.second_look
         return merged if look is None else self._second_look(merged, pixels, look)
 
+    @property
+    def min_probability(self) -> float | None:
+        """The verifier's probability from which a candidate is a face (None: the strategy verifies nothing)."""
+        return None if self.strategy.verify is None else self.strategy.verify.min_probability
+
+    def detect(self, pixels: Pixels, min_probability: float | None = None) -> list[Detection]:
+        """Faces in decoded `pixels` (gray, BGR or BGRA; 8 or 16 bit), boxes in its pixels and clipped to it,
+        best score first. With a verifier, each carries its probability of being a face, those under
+        `min_probability` (default: the strategy's) are left out, and so are those lying within a larger face
+        (`drop_nested`)."""
+        candidates = self.candidates(pixels)
+        if self._verifier is None or self.strategy.verify is None:
+            return candidates
+        threshold = self.strategy.verify.min_probability if min_probability is None else min_probability
+        verified = [dataclasses.replace(d, verification=self._verifier.probability(pixels, d)) for d in candidates]
+        return drop_nested([d for d in verified if (d.verification or 0.0) >= threshold], NESTED)
+
     def _run(
         self,
         scan_pass: Pass,
@@ -112,7 +136,11 @@ class ScanDetector:
                 if hinted:
                     hints.append(box.centre)
                 if kept:
-                    found.append(Detection(box=box, score=detection.score))
+                    eyes = None
+                    if detection.eyes is not None:
+                        right, left = unturned_eyes(detection.eyes, turn, rgb.shape[1], rgb.shape[0])
+                        eyes = (point_to_source(right, window, scale), point_to_source(left, window, scale))
+                    found.append(Detection(box=box, score=detection.score, eyes=eyes))
         return found, hints
 
     def _second_look(self, merged: list[Detection], pixels: Pixels, look: SecondLook) -> list[Detection]:
@@ -137,7 +165,7 @@ class ScanDetector:
         side = look.side(wide)
         span = look.span(box, wide)
         x0, y0 = round(box.centre.x - span / 2), round(box.centre.y - span / 2)
-        crop = rgb_view(_crop(pixels, x0, y0, span), side / span)
+        crop = rgb_view(padded_square(pixels, x0, y0, span), side / span)
         factor = crop.shape[1] / span  # crop pixels per source pixel
         found = self._detect(look.detector(wide), crop)  # at the look's score: no filter needed
         return [Point(x0 + d.box.centre.x / factor, y0 + d.box.centre.y / factor) for d in found]
@@ -151,6 +179,9 @@ class ScanDetector:
         for network in self._networks.values():
             network.close()
         self._networks.clear()
+        if self._verifier is not None:
+            self._verifier.close()
+            self._verifier = None
 
     def __enter__(self) -> ScanDetector:
         return self
@@ -177,7 +208,7 @@ def _guided_tiles(
     the whole image is never resized for them."""
     height, width = pixels.shape[:2]
     tiles = []
-    for window in holding(windows(*_scaled_size(width, height, scale), side, overlap), hints, scale):
+    for window in holding(windows(*scaled_size(width, height, scale), side, overlap), hints, scale):
         x0, y0 = math.floor(window.x / scale), math.floor(window.y / scale)
         x1 = min(width, math.ceil((window.x + side) / scale))
         y1 = min(height, math.ceil((window.y + side) / scale))
@@ -191,36 +222,3 @@ def whole_scale(model: ModelKind, width: int, height: int) -> float:
     Handing the detector the full photo instead gave no better recall, and cost a full-size RGB copy of
     photos of a few megapixels and the detector's own copy of that."""
     return 1.0 / max(1, max(width, height) // MODEL_FILES[model].input_side)
-
-
-def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def rgb_view(pixels: Pixels, scale: float) -> np.ndarray:
-    """An 8-bit RGB copy of `pixels` resized by `scale`, converted in place when resizing made a copy anyway."""
-    if scale == 1.0:
-        return to_rgb8(pixels)
-    size = _scaled_size(pixels.shape[1], pixels.shape[0], scale)
-    if scale < 1 and (1 / scale).is_integer() and min(size) > 1:
-        # By a whole factor, given as such: OpenCV's area averaging then takes its fast path; given a target
-        # size, it does not.
-        resized = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    else:
-        # Enlarging (the second look's crop around a face under 28 px): bicubic, which masked more faces than
-        # bilinear (docs/detection.md).
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        resized = cv2.resize(pixels, size, interpolation=interpolation)
-    if resized.dtype == np.uint8 and resized.ndim == 3 and resized.shape[2] == 3:
-        return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=resized)
-    return to_rgb8(resized)
-
-
-def _crop(pixels: Pixels, x0: int, y0: int, span: int) -> np.ndarray:
-    """The `span` x `span` square of `pixels` from (`x0`, `y0`), black where it leaves the image."""
-    height, width = pixels.shape[:2]
-    square = np.zeros((span, span, *pixels.shape[2:]), pixels.dtype)
-    left, top = max(0, x0), max(0, y0)
-    right, bottom = min(width, x0 + span), min(height, y0 + span)
-    square[top - y0 : bottom - y0, left - x0 : right - x0] = pixels[top:bottom, left:right]
-    return square

@@ -205,10 +205,22 @@ class SecondLook:
 
 
 @dataclass(frozen=True)
+class Verify:
+    """Each merged candidate stays a face when the verifier (`consumer/detection/verify.py`: FaceMesh on a crop
+    around it, and a fitted model over that and the detector's score) gives it at least `min_probability`."""
+
+    min_probability: float
+
+    def describe(self) -> str:
+        return f"verified: facemesh presence and detector score, fitted model, p>={self.min_probability:g}"
+
+
+@dataclass(frozen=True)
 class Strategy:
     preset: Preset
     passes: tuple[Pass, ...]
     second_look: SecondLook | None = None
+    verify: Verify | None = None
     tile_overlap: float = 0.25  # share of a tile's side shared with its neighbour
     merge_iou: float = 0.3  # detections overlapping more than this are one face
 
@@ -222,7 +234,8 @@ class Strategy:
         used = {p.model for p in self.passes}
         if self.second_look is not None:
             used.add(self.second_look.model)
-        return sorted(used)
+        ordered = sorted(used)
+        return [*ordered, ModelKind.FACE_MESH] if self.verify is not None else ordered  # the detectors first
 
     def detector_of(self, scan_pass: Pass) -> DetectorKey:
         """The detector `scan_pass` runs: one per model and tile side, loaded at the lowest score any pass of
@@ -244,9 +257,10 @@ class Strategy:
         return sorted(used)
 
     def describe(self) -> list[str]:
-        """The passes, then the second look, one line each (as metadata events record them)."""
+        """The passes, then the second look and the verification, one line each (as metadata events record them)."""
         lines = [p.describe() for p in self.passes]
-        return lines + ([self.second_look.describe()] if self.second_look else [])
+        lines += [self.second_look.describe()] if self.second_look else []
+        return lines + ([self.verify.describe()] if self.verify else [])
 
 
 PRESETS: dict[Preset, Strategy] = {
@@ -264,6 +278,7 @@ PRESETS: dict[Preset, Strategy] = {
             Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True, window=160),
         ),
         SecondLook(),
+        Verify(0.3),
     ),
     # About three times balanced's cost: full range on tiles at 3/8 size, short range at 1/2 size, and at
     # full size on 192-px windows, also mirrored, wherever the 1/2 pass saw small faces.
@@ -277,5 +292,6 @@ PRESETS: dict[Preset, Strategy] = {
             Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True, mirrored=True, window=192),
         ),
         SecondLook(),
+        Verify(0.3),
     ),
 }

@@ -52,3 +52,8 @@ def to_source(box: Box, window: Window, scale: float, width: int, height: int) -
     x1 = math.ceil((box.x + box.w + window.x) / scale)
     y1 = math.ceil((box.y + box.h + window.y) / scale)
     return Box(x0, y0, x1 - x0, y1 - y0).clipped(width, height)
+
+
+def point_to_source(point: Point, window: Window, scale: float) -> Point:
+    """A point found in `window` of the image resized by `scale`, in the source image's pixels."""
+    return Point((point.x + window.x) / scale, (point.y + window.y) / scale)

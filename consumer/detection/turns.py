@@ -7,7 +7,7 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
-from consumer.imaging.types import Box
+from consumer.imaging.types import Box, Point
 
 
 class Turn(StrEnum):
@@ -38,3 +38,20 @@ def unturned(box: Box, turn: Turn, width: int, height: int) -> Box:
     elif turn is Turn.CCW:  # a turned pixel (x', y') was (width - 1 - y', x')
         x0, y0, x1, y1 = width - y1, x0, width - y0, x1
     return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def unturned_eyes(eyes: tuple[Point, Point], turn: Turn, width: int, height: int) -> tuple[Point, Point]:
+    """The eyes (the subject's right, then left) found in a `width` x `height` image after `turn`, in the
+    image before it. A mirror swaps them: the right eye of a mirrored face is the subject's left."""
+    right, left = (_unturned_point(p, turn, width, height) for p in eyes)
+    return (left, right) if turn is Turn.MIRROR else (right, left)
+
+
+def _unturned_point(point: Point, turn: Turn, width: int, height: int) -> Point:
+    if turn is Turn.MIRROR:
+        return Point(width - point.x, point.y)
+    if turn is Turn.CW:
+        return Point(point.y, height - point.x)
+    if turn is Turn.CCW:
+        return Point(width - point.y, point.x)
+    return point

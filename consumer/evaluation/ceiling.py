@@ -16,9 +16,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from consumer.detection.crops import rgb_view
 from consumer.detection.model_files import MODEL_FILES, ModelKind
 from consumer.detection.network import FaceDetector
-from consumer.detection.scan import cut_tiles, rgb_view, whole_scale
+from consumer.detection.scan import cut_tiles, whole_scale
 from consumer.detection.tiling import Window, to_source
 from consumer.detection.turns import Turn, turned, unturned
 from consumer.evaluation.recall import HEIGHT_BUCKETS, NO_MATCH_IOU, AnnotatedImage, bucket_of

@@ -10,6 +10,7 @@ annotated face height.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -125,14 +126,18 @@ class Report:
     by_bucket: dict[str, list[int]] = field(default_factory=lambda: {label: [0, 0] for label, _, _ in HEIGHT_BUCKETS})
     hard: list[int] = field(default_factory=lambda: [0, 0])
     images: int = 0
+    images_with_detections: int = 0
+    per_image: list[tuple[str, int]] = field(default_factory=list)  # each photo's name and detection count
     detections: int = 0
     unmatched: int = 0
     nonface_masked: int = 0
     nonface: int = 0
     detect_ms: float = 0.0
 
-    def add(self, score: ImageScore) -> None:
+    def add(self, score: ImageScore, name: str = "") -> None:
         self.images += 1
+        self.images_with_detections += score.detections > 0
+        self.per_image.append((name, score.detections))
         self.detections += score.detections
         self.unmatched += score.unmatched_detections
         self.nonface_masked += score.nonface_pixels_masked
@@ -163,6 +168,7 @@ class Report:
             "faces_by_height": {label: n for label, (_, n) in self.by_bucket.items()},
             "hard_list_masked_share": round(self.hard[0] / self.hard[1], 4) if self.hard[1] else None,
             "detections": self.detections,
+            "images_with_detections": self.images_with_detections,
             "detections_matching_no_face": self.unmatched,
             "unmatched_share": round(self.unmatched / self.detections, 4) if self.detections else 0.0,
             "detect_ms_per_image": round(self.detect_ms / self.images, 2) if self.images else 0.0,
@@ -188,7 +194,11 @@ def evaluate(images: Iterable[AnnotatedImage], detect: Detect, margin: float) ->
         pixels = decode_image(image.path.read_bytes(), max_pixels=10**9).pixels
         started = time.perf_counter()
         boxes = detect(pixels)
-        report.add(score_image(image, boxes, margin, (time.perf_counter() - started) * 1000))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        scored = image
+        if not image.faces:  # unannotated: its size as decoded (EXIF orientation applied)
+            scored = dataclasses.replace(image, width=pixels.shape[1], height=pixels.shape[0])
+        report.add(score_image(scored, boxes, margin, elapsed_ms), image.path.name)
     return report
 
 
@@ -209,6 +219,8 @@ def format_table(reports: dict[str, Report]) -> str:
     rows += [
         ("WIDER hard list", [_share(*r.hard) for r in reports.values()]),
         ("detections matching no face", [f"{r.unmatched} of {r.detections}" for r in reports.values()]),
+        ("  share", [f"{r.unmatched / max(r.detections, 1):.1%}" for r in reports.values()]),
+        ("photos with a detection", [f"{r.images_with_detections} of {r.images}" for r in reports.values()]),
         ("non-face pixels masked", [f"{r.nonface_masked / max(r.nonface, 1):.2%}" for r in reports.values()]),
         ("detection ms per image", [f"{r.detect_ms / max(r.images, 1):.1f}" for r in reports.values()]),
     ]
@@ -216,6 +228,19 @@ def format_table(reports: dict[str, Report]) -> str:
     column = max(len(name) for name in reports) + 2
     lines = [" " * width + "".join(f"{name:>{column}}" for name in reports)]
     lines += [f"{label:<{width}}" + "".join(f"{cell:>{column}}" for cell in cells) for label, cells in rows]
+    return "\n".join(lines)
+
+
+def format_per_image(reports: dict[str, Report]) -> str:
+    """Detections per photo, one row per photo and a column per configuration (for unannotated photos)."""
+    first = next(iter(reports.values()))
+    names = [name for name, _ in first.per_image]
+    width = max((len(n) for n in names), default=5) + 2
+    column = max(len(name) for name in reports) + 2
+    lines = [" " * width + "".join(f"{name:>{column}}" for name in reports)]
+    for index, photo in enumerate(names):
+        counts = [str(r.per_image[index][1]) for r in reports.values()]
+        lines.append(f"{photo:<{width}}" + "".join(f"{count:>{column}}" for count in counts))
     return "\n".join(lines)
 
 

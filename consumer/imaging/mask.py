@@ -67,6 +67,14 @@ class MaskPolicy:
             shape = base.shape if shape is MaskShape.ELLIPSE else shape
         return MaskSpec(options.method or base.method, strength, margin, shape)
 
+    def min_face_probability(self, options: MaskOptions | None, default: float | None) -> float | None:
+        """The verifier's probability from which a candidate is masked: the preset's `default` (None: the preset
+        verifies nothing), or a request's lower one; a higher one only when requests may weaken masks."""
+        wanted = None if options is None else options.min_face_probability
+        if wanted is None or default is None:
+            return default
+        return wanted if self.requests_may_weaken else min(wanted, default)
+
 
 def mask_faces(pixels: Pixels, detections: list[Detection], spec: MaskSpec) -> list[AppliedMask]:
     """Mask every detection in `pixels` (modified in place); returns what was applied, in order."""

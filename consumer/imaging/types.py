@@ -98,3 +98,6 @@ class Detection:
 
     box: Box
     score: float
+    eyes: tuple[Point, Point] | None = None  # the subject's right eye, then the left, in the same pixels as `box`
+    verification: float | None = None  # the verifier's probability that it is a face, once verified
+    support: int = 1  # detections (of passes, overlapping tiles) merged into this one

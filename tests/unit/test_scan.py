@@ -14,6 +14,7 @@ from consumer.detection.network import FaceDetector
 from consumer.detection.scan import ScanDetector
 from consumer.detection.strategy import PRESETS, Hints, Pass, Preset, SecondLook, Strategy
 from consumer.detection.tiling import windows
+from consumer.detection.verify import load_verifier_model
 from consumer.imaging.types import Box, Detection
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, read_image
@@ -79,13 +80,16 @@ def test_the_whole_image_pass_alone_misses_them(picture: tuple[np.ndarray, list[
     assert sum(any(d.box.iou(face) > 0.4 for d in found) for face in faces) <= 1
 
 
-def test_the_model_info_names_the_preset_its_passes_and_both_models() -> None:
+def test_the_model_info_names_the_preset_its_passes_its_models_and_the_verifier() -> None:
     with ScanDetector(PRESETS[Preset.BALANCED], DEFAULT_MODELS_DIR) as detector:
         info = detector.info
+    version = load_verifier_model().version
     assert info.preset == "balanced"
-    assert info.name == "blazeface-full-range-sparse+blazeface-short-range"
+    assert info.name == f"blazeface-full-range-sparse+blazeface-short-range+facemesh+{version}"
+    assert info.version.endswith(f"+{version}")
     assert info.passes == PRESETS[Preset.BALANCED].describe()
-    assert info.passes[-1].startswith("second look")
+    assert info.passes[-2].startswith("second look")
+    assert info.passes[-1].startswith("verified")
     assert info.min_confidence == 0.3
 
 

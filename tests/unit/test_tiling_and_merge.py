@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from itertools import pairwise
 
 import numpy as np
 import pytest
 
-from consumer.detection.merge import suppress_overlaps
+from consumer.detection.merge import drop_nested, suppress_overlaps
 from consumer.detection.tiling import Window, holding, tile_starts, to_source, windows
 from consumer.imaging.types import Box, Detection, Point
 
@@ -55,5 +56,16 @@ def test_overlapping_detections_keep_the_best_and_distinct_faces_stay() -> None:
     same_face = Detection(Box(14, 12, 40, 40), 0.6)
     other_face = Detection(Box(100, 10, 40, 40), 0.4)
     touching = Detection(Box(40, 10, 40, 40), 0.5)  # IoU 1/7 with the best: another face beside it
-    assert suppress_overlaps([same_face, other_face, best, touching], 0.3) == [best, touching, other_face]
+    merged = suppress_overlaps([same_face, other_face, best, touching], 0.3)
+    assert merged == [dataclasses.replace(best, support=2), touching, other_face]  # the best absorbed one
     assert suppress_overlaps([], 0.3) == []
+
+
+def test_a_face_found_inside_a_larger_face_is_dropped_and_neighbours_stay() -> None:
+    face = Detection(Box(100, 100, 200, 200), 0.9)
+    eye = Detection(Box(150, 150, 30, 30), 0.6)  # wholly inside
+    half = Detection(Box(200, 120, 110, 110), 0.5)  # 100 of its 110 columns inside: 91% of its area
+    neighbour = Detection(Box(280, 100, 200, 200), 0.8)  # overlaps, but mostly outside
+    kept = drop_nested([eye, face, half, neighbour], 0.8)
+    assert kept == [face, neighbour]
+    assert drop_nested([], 0.8) == []

@@ -1,0 +1,323 @@
+"""The verifier: is a candidate the detector proposed really a face?
+
+BlazeFace at the low thresholds small faces need also fires on beer taps,
+textures and animals. The verifier looks again at each candidate where that can
+be answered. The full-range detector looks at a crop six times the candidate's
+size (another scale, with the surroundings) and says whether it finds a face
+there again. And it cuts a square crop around the candidate, 1.5 times its longer side
+(as MediaPipe's face mesh pipeline crops a face), turned
+upright from the detector's eye keypoints when it has them, resizes it to 192 px
+and runs FaceMesh, whose face-presence score says whether a face fills the crop.
+Neither signal decides alone: FaceMesh's presence score separates faces from
+the rest well for large candidates and poorly for 16-32 px ones, where the
+detector's own score is the better signal. A small logistic model combines them,
+size-aware (`VerifierModel`), into the probability that the candidate is a face. The
+relook costs several times what FaceMesh does, so it runs only on the candidates
+FaceMesh and the detector's score leave in doubt (a third of them), and a second
+fitted model decides those.
+
+The model is fitted by `ops/fit_verifier.py` on one half of `wider-tune/` and
+ships as a small versioned JSON file beside this module, pinned by its sha256
+like the networks: an altered file is refused (`ModelFileError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from consumer.detection.crops import padded_square, rgb_view
+from consumer.detection.model_files import MODEL_FILES, ModelKind, verified_model_path
+from consumer.detection.network import FaceDetector, native_stderr_silenced
+from consumer.errors import ModelFileError
+from consumer.imaging.decode import to_rgb8
+from consumer.imaging.types import Box, Detection, Pixels, Point
+
+VERIFIER_FILE = Path(__file__).with_name("verifier-v1.json")
+VERIFIER_SHA256 = "cc777badc925666ab5418afeaa4aa3a04391f1a2e4626c195a211dd0d448e6d4"
+ZOOMS = (1.5,)  # crop sides, in multiples of the candidate's longer side (a crop at 2.0 added nothing measurable)
+LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before their logit
+
+# The features the model may weigh, by name (`candidate_features`). `score`: the detector's score as a logit;
+# `relook`: the full-range detector's score for the candidate on a crop 6 times its size, as a logit;
+# `presence_z`: FaceMesh's presence logit on the crop at zoom z; `presence`: the larger of those; `eye_error`:
+# how far FaceMesh's eyes lie from the detector's (the nearer of the zooms, in crop sides); `support`: log2 of
+# the detections merged into the candidate (passes, overlapping tiles); `log_height`: log2 of its height in
+# pixels; `aspect`: width over height. Products of two are named `a*b`.
+BASE_FEATURES = (
+    "bias",
+    "score",
+    "relook",
+    *(f"presence_{zoom:g}" for zoom in ZOOMS),
+    "presence",
+    "eye_error",
+    "support",
+    "log_height",
+    "aspect",
+)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A fitted logistic model over named features: p = sigmoid(sum(weight * feature))."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+
+    def probability(self, values: dict[str, float]) -> float:
+        z = sum(w * _feature(name, values) for name, w in zip(self.features, self.weights, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+@dataclass(frozen=True)
+class VerifierModel:
+    """Two fitted stages: the first weighs what FaceMesh and the detector say; a candidate it leaves in doubt
+    (a probability within `doubt`) is relooked with the full-range detector and decided by the second."""
+
+    version: str
+    first: Stage
+    second: Stage
+    doubt: tuple[float, float]
+
+    def in_doubt(self, probability: float) -> bool:
+        low, high = self.doubt
+        return low <= probability <= high
+
+
+def _feature(name: str, values: dict[str, float]) -> float:
+    if "*" in name:
+        left, right = name.split("*", 1)
+        return values[left] * values[right]
+    return values[name]
+
+
+def load_verifier_model(path: Path = VERIFIER_FILE, sha256: str = VERIFIER_SHA256) -> VerifierModel:
+    """The fitted model in `path`, after checking its sha256. Raises ModelFileError when missing or altered."""
+    if not path.is_file():
+        raise ModelFileError(f"verifier model {path} is missing: run `ops/fit_verifier.py`")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise ModelFileError(f"verifier model {path} has sha256 {digest}, expected {sha256}: it was altered")
+    entry = json.loads(data)
+    first, second = (_stage(path, entry[name]) for name in ("first", "second"))
+    if "relook" in {part for name in first.features for part in name.split("*")}:
+        raise ModelFileError(f"verifier model {path}: its first stage weighs the relook, which only the second has")
+    low, high = (float(bound) for bound in entry["doubt"])
+    return VerifierModel(entry["version"], first, second, (low, high))
+
+
+def _stage(path: Path, entry: dict[str, list[object]]) -> Stage:
+    features, weights = tuple(str(f) for f in entry["features"]), tuple(float(str(w)) for w in entry["weights"])
+    if len(features) != len(weights) or not features:
+        raise ModelFileError(f"verifier model {path} has {len(features)} features and {len(weights)} weights")
+    if unknown := {part for name in features for part in name.split("*")} - set(BASE_FEATURES):
+        raise ModelFileError(f"verifier model {path} weighs features this version does not compute: {sorted(unknown)}")
+    return Stage(features, weights)
+
+
+def logit(score: float) -> float:
+    bound = 1 / (1 + math.exp(LOGIT_CLIP))
+    score = min(max(score, bound), 1 - bound)
+    return math.log(score / (1 - score))
+
+
+@dataclass(frozen=True)
+class Look:
+    """What FaceMesh says of the crop around a candidate at one zoom."""
+
+    presence: float  # the face-presence logit (positive: a face fills the crop)
+    eye_error: float  # how far its eyes are from the detector's, in crop sides (1.0 without the detector's eyes)
+
+
+def candidate_features(detection: Detection, looks: dict[float, Look]) -> dict[str, float]:
+    """The values of the base features for `detection` but the relook, given FaceMesh's look at each zoom."""
+    box = detection.box
+    return {
+        "bias": 1.0,
+        "score": logit(detection.score),
+        **{f"presence_{zoom:g}": look.presence for zoom, look in looks.items()},
+        "presence": max(look.presence for look in looks.values()),
+        "eye_error": min(look.eye_error for look in looks.values()),
+        "support": math.log2(detection.support),
+        "log_height": math.log2(max(box.h, 1)),
+        "aspect": box.w / max(box.h, 1),
+    }
+
+
+def upright_angle(eyes: tuple[Point, Point] | None) -> float:
+    """Degrees to turn a crop by so the eyes (the subject's right eye, then the left, as BlazeFace gives them)
+    lie level; 0 without keypoints. As MediaPipe's face mesh pipeline computes the rotation of its crop."""
+    if eyes is None:
+        return 0.0
+    right, left = eyes
+    return math.degrees(math.atan2(left.y - right.y, left.x - right.x))
+
+
+def crop_transform(centre: Point, span: float, angle: float, side: int) -> np.ndarray:
+    """The affine map (2x3) from image pixels to the `side`-px crop of the `span`-px square around `centre`,
+    turned by `angle` degrees (counter-clockwise: the image turns clockwise)."""
+    matrix = cv2.getRotationMatrix2D((centre.x, centre.y), angle, side / span)
+    matrix[0, 2] += side / 2 - centre.x
+    matrix[1, 2] += side / 2 - centre.y
+    return matrix
+
+
+def crop_square(pixels: Pixels, centre: Point, span: float, angle: float, side: int) -> np.ndarray:
+    """The `span`-px square of `pixels` around `centre`, turned by `angle` degrees (`crop_transform`), resized
+    to `side` px, as 8-bit RGB; black beyond the image's border. Only the region the square can touch is
+    converted, so a crop of a 24-megapixel photo costs what the crop costs."""
+    height, width = pixels.shape[:2]
+    reach = span * 0.75  # half the diagonal of the square, with room: what a turned square can touch
+    x0, y0 = max(0, math.floor(centre.x - reach)), max(0, math.floor(centre.y - reach))
+    x1, y1 = min(width, math.ceil(centre.x + reach)), min(height, math.ceil(centre.y + reach))
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((side, side, 3), np.uint8)
+    region = to_rgb8(pixels[y0:y1, x0:x1])
+    matrix = crop_transform(centre, span, angle, side)
+    matrix[:, 2] += matrix[:, :2] @ np.array([x0, y0], np.float64)  # the region's pixels are offset by (x0, y0)
+    interpolation = cv2.INTER_AREA if side < span else cv2.INTER_LINEAR
+    return cv2.warpAffine(region, matrix, (side, side), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
+
+
+# FaceMesh landmarks at the corners of each eye: the subject's right eye (33, 133), then the left (362, 263).
+RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS = (33, 133), (362, 263)
+
+
+class FaceMesh:
+    """FaceMesh on 192-px RGB crops: the face-presence logit and the eyes. One per thread, like the detectors."""
+
+    def __init__(self, models_dir: Path) -> None:
+        """Raises ModelFileError when the model file is missing or altered."""
+        path = verified_model_path(ModelKind.FACE_MESH, models_dir)
+        self.side = MODEL_FILES[ModelKind.FACE_MESH].input_side
+        with native_stderr_silenced():
+            self._interpreter = Interpreter(model_path=str(path), num_threads=1)
+            self._interpreter.allocate_tensors()
+        self._input_index = self._interpreter.get_input_details()[0]["index"]
+        outputs = {int(np.prod(o["shape"])): o["index"] for o in self._interpreter.get_output_details()}
+        self._presence_index, self._landmarks_index = outputs[1], outputs[468 * 3]
+        self._input = np.zeros((1, self.side, self.side, 3), np.float32)
+        self.presence(np.zeros((self.side, self.side, 3), np.uint8))  # the first inference prepares the delegate
+
+    def presence(self, rgb: np.ndarray) -> float:
+        """The face-presence logit of a `side`-px square 8-bit RGB crop (positive: a face fills it)."""
+        np.multiply(rgb, np.float32(1 / 255), out=self._input[0], casting="unsafe")  # the network takes [0, 1]
+        with native_stderr_silenced():
+            self._interpreter.set_tensor(self._input_index, self._input)
+            self._interpreter.invoke()
+        return float(self._interpreter.get_tensor(self._presence_index).reshape(-1)[0])
+
+    def eyes(self) -> tuple[Point, Point]:
+        """The centres of the subject's right and left eye in the last crop, in crop pixels."""
+        landmarks = self._interpreter.get_tensor(self._landmarks_index).reshape(468, 3)
+        right, left = landmarks[list(RIGHT_EYE_CORNERS), :2].mean(0), landmarks[list(LEFT_EYE_CORNERS), :2].mean(0)
+        return Point(float(right[0]), float(right[1])), Point(float(left[0]), float(left[1]))
+
+    def close(self) -> None:
+        vars(self).pop("_interpreter", None)
+
+
+def look(mesh: FaceMesh, pixels: Pixels, detection: Detection, zoom: float) -> Look:
+    """FaceMesh on the crop around `detection`, `zoom` times its longer side, turned upright from its eyes."""
+    box: Box = detection.box
+    span, angle = zoom * max(box.w, box.h), upright_angle(detection.eyes)
+    presence = mesh.presence(crop_square(pixels, box.centre, span, angle, mesh.side))
+    if detection.eyes is None:
+        return Look(presence, 1.0)
+    matrix = crop_transform(box.centre, span, angle, mesh.side)
+    expected = [matrix @ np.array([p.x, p.y, 1.0]) for p in detection.eyes]
+    found = mesh.eyes()
+    error = sum(math.dist((f.x, f.y), (e[0], e[1])) for f, e in zip(found, expected, strict=True)) / 2
+    return Look(presence, min(1.0, error / mesh.side))
+
+
+def looks(mesh: FaceMesh, pixels: Pixels, detection: Detection) -> dict[float, Look]:
+    """FaceMesh's look at the crop around `detection` at each zoom."""
+    return {zoom: look(mesh, pixels, detection, zoom) for zoom in ZOOMS}
+
+
+RELOOK_ZOOM = 6.0  # the relook's crop side, in multiples of the candidate's longer side
+RELOOK_MIN_SCORE = 0.02  # the relook's detector keeps candidates from this score: a weak one still counts
+RELOOK_CENTRE = 0.3  # a relooked face is the candidate when its centre is this share of its side from the centre
+
+
+def relook_score(detector: FaceDetector, pixels: Pixels, box: Box) -> float:
+    """The best score the full-range detector gives a face centred on `box` in a square crop `RELOOK_ZOOM`
+    times its size (padded black beyond the border) fitted into its input: the candidate seen at another
+    scale and with its surroundings, where a face is found again and most textures are not. 0: not found."""
+    span = max(8, round(RELOOK_ZOOM * max(box.w, box.h)))
+    x0, y0 = round(box.centre.x - span / 2), round(box.centre.y - span / 2)
+    crop = rgb_view(padded_square(pixels, x0, y0, span), detector.side / span)
+    factor = crop.shape[1] / span
+    tolerance = RELOOK_CENTRE * max(box.w, box.h)
+    best = 0.0
+    for found in detector.detect(crop):
+        centre = found.box.centre
+        if (
+            abs(x0 + centre.x / factor - box.centre.x) < tolerance
+            and abs(y0 + centre.y / factor - box.centre.y) < tolerance
+        ):
+            best = max(best, found.score)
+    return best
+
+
+class Looker:
+    """The networks the verifier looks at a candidate with: FaceMesh and the full-range detector. One per
+    thread; never shared."""
+
+    def __init__(self, models_dir: Path) -> None:
+        """Raises ModelFileError when a model file is missing or altered."""
+        self._mesh = FaceMesh(models_dir)
+        try:
+            self._relook = FaceDetector(ModelKind.FULL_RANGE, models_dir, RELOOK_MIN_SCORE)
+        except BaseException:
+            self._mesh.close()
+            raise
+
+    def features(self, pixels: Pixels, detection: Detection) -> dict[str, float]:
+        """The base features of `detection` (`BASE_FEATURES`) but the relook, looked at in `pixels`."""
+        return candidate_features(detection, looks(self._mesh, pixels, detection))
+
+    def relook(self, pixels: Pixels, detection: Detection) -> float:
+        """The `relook` feature of `detection`: the full-range detector's score for it, as a logit."""
+        return logit(relook_score(self._relook, pixels, detection.box))
+
+    def close(self) -> None:
+        self._mesh.close()
+        self._relook.close()
+
+
+class Verifier:
+    """Scores candidates: the probability that each is a face. Built once per thread; never shared."""
+
+    def __init__(self, models_dir: Path, model: VerifierModel) -> None:
+        """Raises ModelFileError when a model file is missing or altered."""
+        self.model = model
+        self._looker = Looker(models_dir)
+
+    def probability(self, pixels: Pixels, detection: Detection) -> float:
+        values = self._looker.features(pixels, detection)
+        probability = self.model.first.probability(values)
+        if not self.model.in_doubt(probability):
+            return probability
+        return self.model.second.probability({**values, "relook": self._looker.relook(pixels, detection)})
+
+    def close(self) -> None:
+        self._looker.close()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

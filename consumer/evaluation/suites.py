@@ -1,0 +1,58 @@
+"""The photo sets the harness measures on, from `../shared/data/`, each read as annotated images.
+
+- `faces`: 400 WIDER val photos with official boxes (`faces/`, subset wider-val): recall and precision.
+- `wider-tune`: 800 more WIDER val photos; the verifier is fitted on its even-numbered half, so report on
+  `--split odd`.
+- `nofaces`: 14 photos with no person at all: every mask is a false mask.
+- `large`: 19 large ordinary photos without annotations: masks per photo, for a person to check against a
+  drawn preview (`faceguard anonymize --preview`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from consumer.evaluation.recall import AnnotatedImage, Half, half_of, load_annotations
+from consumer.imaging.decode import inspect_image
+
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+class Suite(StrEnum):
+    FACES = "faces"
+    TUNE = "wider-tune"
+    NOFACES = "nofaces"
+    LARGE = "large"
+
+    @property
+    def annotated(self) -> bool:
+        return self in (Suite.FACES, Suite.TUNE)
+
+
+def suite_images(
+    suite: Suite, data: Path = DEFAULT_DATA, split: Half = Half.ALL, limit: int = 0
+) -> list[AnnotatedImage]:
+    """The suite's photos (the first `limit` when given, then the `split` half), in a stable order.
+    Raises FileNotFoundError when the data folder lacks the suite."""
+    if suite is Suite.FACES:
+        images = load_annotations(data / "faces" / "annotations.jsonl", "wider-val")
+    elif suite is Suite.TUNE:
+        images = load_annotations(data / "wider-tune" / "annotations.jsonl")
+    else:
+        images = unannotated(data / suite.value)
+    images = images[:limit] if limit else images
+    return half_of(images, split)
+
+
+def unannotated(folder: Path) -> list[AnnotatedImage]:
+    """The photos of `folder`, sorted by name, with no face annotated (their sizes read from the headers)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no photos at {folder}")
+    images = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in PHOTO_SUFFIXES:
+            header = inspect_image(path.read_bytes(), max_pixels=10**9)
+            images.append(AnnotatedImage(path, header.width, header.height, (), folder.name))
+    return images

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Fit the verifier's model on annotated photos, report it on photos it was not fitted on, and write it.
+
+    .venv/bin/python ops/fit_verifier.py [--annotations FILE] [--preset balanced] [--limit N]
+                                         [--write consumer/detection/verifier-v1.json]
+
+Runs the preset's proposal stage (its passes and second look, no verification)
+over `wider-tune/` (800 WIDER val photos, disjoint from `faces/`), computes each
+candidate's features (`consumer/detection/verify.py`: the detector's score,
+FaceMesh's presence logit at two zooms, size) and labels it a face when it
+overlaps an annotated face by IoU >= 0.3, not a face when by < 0.2 (those in
+between are left out). A logistic regression (scikit-learn) is fitted on the
+even-numbered photos and reported on the odd-numbered ones: ROC AUC per
+candidate height, and at several probability thresholds the share of true faces
+kept and of false candidates kept. `--write` refits on all photos and writes the
+model file; pin its printed sha256 in `consumer/detection/verify.py`.
+The features of each photo are cached in .cache/verifier/, keyed by the preset's
+passes, so a refit with other features or regularisation takes seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from consumer.config import Settings  # noqa: E402
+from consumer.detection.scan import ScanDetector  # noqa: E402
+from consumer.detection.strategy import PRESETS, Preset, Strategy  # noqa: E402
+from consumer.detection.verify import BASE_FEATURES, Looker  # noqa: E402
+from consumer.evaluation.recall import AnnotatedImage, load_annotations  # noqa: E402
+from consumer.imaging.decode import decode_image  # noqa: E402
+
+TUNE = REPO.parent / "shared" / "data" / "wider-tune" / "annotations.jsonl"
+CACHE = REPO / ".cache" / "verifier"
+FACE_IOU, NOT_FACE_IOU = 0.3, 0.2
+FIRST = ("bias", "score", "presence", "log_height", "score*log_height", "presence*log_height")
+SECOND = (*FIRST, "relook", "relook*log_height")
+DOUBT = (0.15, 0.6)  # first-stage probabilities relooked and decided by the second stage
+HEIGHTS = ((16, 32), (32, 64), (64, 128), (128, 10**6))
+THRESHOLDS = (0.1, 0.15, 0.2, 0.27, 0.35, 0.5)
+
+
+def candidate_rows(images: list[AnnotatedImage], preset: Preset, models_dir: Path) -> list[dict[str, float]]:
+    """One row per labelled candidate: its base features, height, label and photo index (cached per photo)."""
+    strategy = proposals_of(preset)
+    key = hashlib.sha256("\n".join([*strategy.describe(), *BASE_FEATURES]).encode()).hexdigest()[:12]
+    folder = CACHE / key
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, float]] = []
+    with ScanDetector(strategy, models_dir) as detector:
+        looker = Looker(models_dir)
+        for index, image in enumerate(images):
+            cached = folder / f"{image.path.stem}.json"
+            if not cached.exists():
+                pixels = decode_image(image.path.read_bytes(), max_pixels=10**9).pixels
+                found = []
+                for detection in detector.candidates(pixels):
+                    best = max((detection.box.iou(face.box) for face in image.faces), default=0.0)
+                    values = {**looker.features(pixels, detection), "relook": looker.relook(pixels, detection)}
+                    found.append({**values, "height": detection.box.h, "iou": best})
+                cached.write_text(json.dumps(found))
+            for row in json.loads(cached.read_text()):
+                if row["iou"] >= FACE_IOU or row["iou"] < NOT_FACE_IOU:
+                    rows.append({**row, "face": float(row["iou"] >= FACE_IOU), "image": float(index)})
+            if index % 100 == 99:
+                print(f"fit-verifier: {index + 1} of {len(images)} photos", file=sys.stderr)
+        looker.close()
+    return rows
+
+
+def proposals_of(preset: Preset) -> Strategy:
+    return dataclasses.replace(PRESETS[preset], verify=None)
+
+
+def matrix(rows: list[dict[str, float]], features: tuple[str, ...]) -> np.ndarray:
+    def value(row: dict[str, float], name: str) -> float:
+        if "*" in name:
+            left, right = name.split("*", 1)
+            return row[left] * row[right]
+        return row[name]
+
+    return np.array([[value(row, name) for name in features] for row in rows])
+
+
+def fit(rows: list[dict[str, float]], features: tuple[str, ...], c: float) -> np.ndarray:
+    """Weights over `features` (the bias among them: the library's own intercept is off)."""
+    model = LogisticRegression(C=c, fit_intercept=False, max_iter=5000)
+    model.fit(matrix(rows, features), [row["face"] for row in rows])
+    return np.asarray(model.coef_[0])
+
+
+def cascade(rows: list[dict[str, float]], first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's probability as the verifier computes it, and whether it was relooked."""
+    p1 = 1 / (1 + np.exp(-(matrix(rows, FIRST) @ first)))
+    p2 = 1 / (1 + np.exp(-(matrix(rows, SECOND) @ second)))
+    relooked = (p1 >= DOUBT[0]) & (p1 <= DOUBT[1])
+    return np.where(relooked, p2, p1), relooked
+
+
+def report(rows: list[dict[str, float]], probability: np.ndarray) -> None:
+    face = np.array([row["face"] for row in rows]) == 1
+    height = np.array([row["height"] for row in rows])
+    score = np.array([row["score"] for row in rows])
+    for low, high in HEIGHTS:
+        inside = (height >= low) & (height < high)
+        if face[inside].all() or not face[inside].any():
+            continue
+        auc, score_auc = roc_auc_score(face[inside], probability[inside]), roc_auc_score(face[inside], score[inside])
+        print(f"  height {low}-{high}: {inside.sum()} candidates, AUC {auc:.3f} (detector score alone {score_auc:.3f})")
+    print("  p >=   faces kept   false kept   false share of kept")
+    for threshold in THRESHOLDS:
+        kept = probability >= threshold
+        true_kept, false_kept = (kept & face).sum(), (kept & ~face).sum()
+        print(
+            f"  {threshold:4.2f}   {true_kept / face.sum():9.1%}   {false_kept / (~face).sum():9.1%}"
+            f"   {false_kept / max(1, kept.sum()):9.1%}"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--annotations", type=Path, default=TUNE)
+    parser.add_argument("--preset", type=Preset, choices=list(Preset), default=Preset.BALANCED)
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
+    parser.add_argument("--write", type=Path, help="refit on every photo and write the model file here")
+    args = parser.parse_args()
+    images = load_annotations(args.annotations)
+    images = images[: args.limit] if args.limit else images
+    rows = candidate_rows(images, args.preset, Settings().models_dir)
+    even = [row for row in rows if row["image"] % 2 == 0]
+    odd = [row for row in rows if row["image"] % 2 == 1]
+    first, second = fit(even, FIRST, args.c), fit(even, SECOND, args.c)
+    print(f"{len(images)} photos of {args.annotations}; fitted on {len(even)} candidates of the even-numbered")
+    probability, relooked = cascade(odd, first, second)
+    print(f"held-out, {len(odd)} candidates of the odd-numbered photos ({relooked.mean():.0%} relooked):")
+    report(odd, probability)
+    print("  the first stage alone:")
+    report(odd, 1 / (1 + np.exp(-(matrix(odd, FIRST) @ first))))
+    if args.write:
+        entry = {
+            "version": f"verifier-{datetime.date.today().isoformat()}",
+            "first": {"features": list(FIRST), "weights": [round(float(w), 6) for w in first]},
+            "second": {"features": list(SECOND), "weights": [round(float(w), 6) for w in second]},
+            "doubt": list(DOUBT),
+            "fitted_on": f"{args.annotations.parent.name}, even-numbered of {len(images)} photos: {len(even)}"
+            f" candidates of {args.preset.value}'s proposals; faces IoU >= {FACE_IOU}, not faces < {NOT_FACE_IOU}",
+        }
+        data = (json.dumps(entry, indent=2) + "\n").encode()
+        args.write.write_bytes(data)
+        print(f"wrote {args.write}: sha256 {hashlib.sha256(data).hexdigest()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

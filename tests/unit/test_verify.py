@@ -1,0 +1,102 @@
+"""The verifier: crops turned upright from the eyes, borders, FaceMesh's presence, and its pinned files."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from consumer.detection.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
+from consumer.detection.verify import (
+    VERIFIER_FILE,
+    FaceMesh,
+    crop_square,
+    load_verifier_model,
+    upright_angle,
+)
+from consumer.errors import ModelFileError
+from consumer.imaging.types import Point
+from tests.images import ASTRONAUT_FACE
+from tests.support import SAMPLES, read_image
+
+
+def test_level_eyes_need_no_turn_and_a_tilted_pair_is_measured_from_the_subjects_right_eye() -> None:
+    assert upright_angle(None) == 0.0
+    assert upright_angle((Point(10, 20), Point(30, 20))) == 0.0
+    assert upright_angle((Point(10, 20), Point(30, 40))) == pytest.approx(45.0)  # the left eye lower: head tilted
+    assert upright_angle((Point(10, 20), Point(30, 0))) == pytest.approx(-45.0)
+
+
+def dots(tilt_degrees: float) -> tuple[np.ndarray, Point, Point]:
+    """A gray image with a red dot (the subject's right eye) and a blue one, on a line tilted by `tilt_degrees`."""
+    image = np.full((200, 300, 3), 128, np.uint8)
+    centre, reach = Point(150, 100), 30
+    t = math.radians(tilt_degrees)
+    right = Point(centre.x - reach * math.cos(t), centre.y - reach * math.sin(t))
+    left = Point(centre.x + reach * math.cos(t), centre.y + reach * math.sin(t))
+    cv2.circle(image, (round(right.x), round(right.y)), 4, (0, 0, 255), -1)  # BGR: red
+    cv2.circle(image, (round(left.x), round(left.y)), 4, (255, 0, 0), -1)
+    return image, right, left
+
+
+def centroid(mask: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.mean()), float(ys.mean())
+
+
+@pytest.mark.parametrize("tilt", [0.0, 30.0, -50.0, 120.0])
+def test_a_crop_turned_by_the_upright_angle_has_the_eyes_level_right_eye_on_the_left(tilt: float) -> None:
+    image, right, left = dots(tilt)
+    crop = crop_square(image, Point(150, 100), 120, upright_angle((right, left)), 192)  # RGB out
+    assert crop.shape == (192, 192, 3)
+    red_x, red_y = centroid((crop[:, :, 0] > 200) & (crop[:, :, 2] < 80))
+    blue_x, blue_y = centroid((crop[:, :, 2] > 200) & (crop[:, :, 0] < 80))
+    assert abs(red_y - blue_y) < 2
+    assert red_x < blue_x
+    assert abs((red_x + blue_x) / 2 - 96) < 2  # centred
+    assert blue_x - red_x == pytest.approx(60 * 192 / 120, abs=3)  # scaled to the crop
+
+
+def test_a_crop_beyond_the_border_is_black_there_and_one_outside_is_all_black() -> None:
+    image = np.full((100, 100), 200, np.uint8)  # gray input, as decoded
+    crop = crop_square(image, Point(0, 50), 100, 0.0, 192)
+    assert crop[:, :90].max() == 0
+    assert crop[4:-4, 100:].min() == 200
+    assert crop_square(image, Point(-500, -500), 50, 0.0, 192).max() == 0
+
+
+def test_facemesh_sees_the_astronauts_face_and_not_the_cat() -> None:
+    mesh = FaceMesh(DEFAULT_MODELS_DIR)
+    x, y, w, h = ASTRONAUT_FACE
+    face = crop_square(read_image(SAMPLES / "astronaut.png"), Point(x + w / 2, y + h / 2), 1.5 * max(w, h), 0, 192)
+    cat = read_image(SAMPLES / "chelsea.png")
+    not_face = crop_square(cat, Point(cat.shape[1] / 2, cat.shape[0] / 2), 150, 0, 192)
+    assert mesh.presence(face) > 2
+    assert mesh.presence(not_face) < -2
+    mesh.close()
+
+
+def test_an_altered_facemesh_file_is_refused(tmp_path: Path) -> None:
+    model = MODEL_FILES[ModelKind.FACE_MESH]
+    altered = bytearray((DEFAULT_MODELS_DIR / model.filename).read_bytes())
+    altered[5000] ^= 0xFF
+    (tmp_path / model.filename).write_bytes(bytes(altered))
+    with pytest.raises(ModelFileError, match="sha256"):
+        FaceMesh(tmp_path)
+
+
+def test_the_verifier_model_is_pinned_and_an_altered_copy_is_refused(tmp_path: Path) -> None:
+    model = load_verifier_model()
+    assert len(model.first.features) == len(model.first.weights) > 1
+    assert "relook" in model.second.features
+    copy = tmp_path / VERIFIER_FILE.name
+    shutil.copy(VERIFIER_FILE, copy)
+    copy.write_text(copy.read_text().replace('"weights": [', '"weights": [0.5, '))
+    with pytest.raises(ModelFileError, match="altered"):
+        load_verifier_model(copy)
+    with pytest.raises(ModelFileError, match="missing"):
+        load_verifier_model(tmp_path / "nothing.json")
