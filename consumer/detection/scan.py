@@ -101,14 +101,21 @@ class ScanDetector:
     def detect(self, pixels: Pixels, min_probability: float | None = None) -> list[Detection]:
         """Faces in decoded `pixels` (gray, BGR or BGRA; 8 or 16 bit), boxes in its pixels and clipped to it,
         best score first. With a verifier, each carries its probability of being a face, those under
-        `min_probability` (default: the strategy's) are left out, and so are those lying within a larger face
-        (`drop_nested`)."""
+        `min_probability` (default: the strategy's; large ones from the strategy's own lower one) are left out,
+        and so are those lying within a larger face (`drop_nested`)."""
+        return [d for d, kept in self.review(pixels, min_probability) if kept]
+
+    def review(self, pixels: Pixels, min_probability: float | None = None) -> list[tuple[Detection, bool]]:
+        """Every candidate, verified when the strategy verifies, and whether `detect` keeps it."""
         candidates = self.candidates(pixels)
-        if self._verifier is None or self.strategy.verify is None:
-            return candidates
-        threshold = self.strategy.verify.min_probability if min_probability is None else min_probability
+        verify = self.strategy.verify
+        if self._verifier is None or verify is None:
+            return [(d, True) for d in candidates]
+        threshold = verify.min_probability if min_probability is None else min_probability
         verified = [dataclasses.replace(d, verification=self._verifier.probability(pixels, d)) for d in candidates]
-        return drop_nested([d for d in verified if (d.verification or 0.0) >= threshold], NESTED)
+        passed = [d for d in verified if verify.keeps(d.verification or 0.0, d.box.h, threshold)]
+        kept = {id(d) for d in drop_nested(passed, NESTED)}
+        return [(d, id(d) in kept) for d in verified]
 
     def _run(
         self,

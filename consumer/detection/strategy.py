@@ -207,12 +207,26 @@ class SecondLook:
 @dataclass(frozen=True)
 class Verify:
     """Each merged candidate stays a face when the verifier (`consumer/detection/verify.py`: FaceMesh on a crop
-    around it, and a fitted model over that and the detector's score) gives it at least `min_probability`."""
+    around it, and a fitted model over that and the detector's score) gives it at least `min_probability`; one
+    at least `large` px tall already from `large_min_probability`. When in doubt, mask the faces that are
+    easiest to recognise: a large face the verifier doubts is most often an occluded or turned one."""
 
     min_probability: float
+    large: int = 128
+    large_min_probability: float = 0.1
+
+    def keeps(self, probability: float, height: int, min_probability: float) -> bool:
+        """Whether a candidate `height` px tall with this `probability` is masked, `min_probability` being the
+        threshold in force (the strategy's, or a request's lower one)."""
+        if height >= self.large:
+            min_probability = min(min_probability, self.large_min_probability)
+        return probability >= min_probability
 
     def describe(self) -> str:
-        return f"verified: facemesh presence and detector score, fitted model, p>={self.min_probability:g}"
+        return (
+            f"verified: facemesh presence and detector score, fitted model, p>={self.min_probability:g}"
+            f" (from {self.large}px p>={self.large_min_probability:g})"
+        )
 
 
 @dataclass(frozen=True)

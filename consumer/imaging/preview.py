@@ -17,14 +17,12 @@ KEPT = (0, 200, 0)  # BGR
 REJECTED = (0, 0, 230)
 
 
-def draw_detections(pixels: Pixels, detections: list[Detection], min_probability: float | None) -> None:
-    """Draw every detection on `pixels` (modified in place): green when kept as a face (its verification at
-    least `min_probability`, or always when None), red when rejected."""
+def draw_detections(pixels: Pixels, reviewed: list[tuple[Detection, bool]]) -> None:
+    """Draw every detection on `pixels` (modified in place): green when kept as a face, red when rejected."""
     height, width = pixels.shape[:2]
     thickness = max(1, round(max(width, height) / 600))
     font = max(0.4, max(width, height) / 1600)
-    for detection in detections:
-        kept = min_probability is None or (detection.verification or 0.0) >= min_probability
+    for detection, kept in reviewed:
         color = _color(pixels, KEPT if kept else REJECTED)
         box = detection.box
         cv2.rectangle(pixels, (box.x, box.y), (box.x + box.w - 1, box.y + box.h - 1), color, thickness)

@@ -85,8 +85,7 @@ class Anonymizer:
         with self._budget.hold(inspected.pixels):
             image = decode_inspected(data, inspected)
             threshold = self._masks.min_face_probability(options, self.detector.min_probability)
-            candidates = self.detector.detect(image.pixels, 0.0)
-            draw_detections(image.pixels, candidates, threshold)
+            draw_detections(image.pixels, self.detector.review(image.pixels, threshold))
             return encode_image(image.pixels, image.format, self._quality), inspected.format
 
     def anonymize(self, data: bytes, options: MaskOptions | None, fetch_ms: float = 0.0) -> AnonymizedImage:

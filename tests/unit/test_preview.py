@@ -13,16 +13,10 @@ def test_kept_faces_are_drawn_green_and_rejected_candidates_red() -> None:
     pixels = np.full((300, 300, 3), 128, np.uint8)
     kept = Detection(Box(20, 40, 80, 80), 0.9, verification=0.8)
     rejected = Detection(Box(180, 40, 80, 80), 0.6, verification=0.1)
-    draw_detections(pixels, [kept, rejected], 0.27)
+    draw_detections(pixels, [(kept, True), (rejected, False)])
     assert tuple(pixels[80, 20]) == KEPT  # the left edge of each box
     assert tuple(pixels[80, 180]) == REJECTED
     assert tuple(pixels[80, 60]) == (128, 128, 128)  # inside a box: untouched, nothing masked
-
-
-def test_without_a_verifier_every_detection_is_kept() -> None:
-    pixels = np.full((100, 100, 3), 128, np.uint8)
-    draw_detections(pixels, [Detection(Box(10, 30, 50, 50), 0.6)], None)
-    assert tuple(pixels[50, 10]) == KEPT
 
 
 @pytest.mark.parametrize(
@@ -30,7 +24,7 @@ def test_without_a_verifier_every_detection_is_kept() -> None:
 )
 def test_gray_alpha_and_16_bit_images_are_drawn_on_in_their_own_layout(shape: tuple[int, ...], dtype: type) -> None:
     pixels: np.ndarray = np.zeros(shape, dtype)
-    draw_detections(pixels, [Detection(Box(10, 30, 50, 50), 0.6, verification=0.9)], 0.27)
+    draw_detections(pixels, [(Detection(Box(10, 30, 50, 50), 0.6, verification=0.9), True)])
     assert pixels.shape == shape
     assert pixels.dtype == dtype
     assert pixels[50, 10].max() > 0
