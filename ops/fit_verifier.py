@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
 """Fit the verifier's model on annotated photos, report it on photos it was not fitted on, and write it.
 
-    .venv/bin/python ops/fit_verifier.py [--annotations FILE] [--preset balanced] [--limit N]
+    .venv/bin/python ops/fit_verifier.py [--annotations FILE] [--preset balanced] [--limit N] [--c C]
                                          [--write consumer/detection/verifier-v1.json]
 
 Runs the preset's proposal stage (its passes and second look, no verification)
 over `wider-tune/` (800 WIDER val photos, disjoint from `faces/`), computes each
 candidate's features (`consumer/detection/verify.py`: the detector's score,
-FaceMesh's presence logit at two zooms, size) and labels it a face when it
-overlaps an annotated face by IoU >= 0.3, not a face when by < 0.2 (those in
-between are left out). A logistic regression (scikit-learn) is fitted on the
-even-numbered photos and reported on the odd-numbered ones: ROC AUC per
-candidate height, and at several probability thresholds the share of true faces
-kept and of false candidates kept. `--write` refits on all photos and writes the
-model file; pin its printed sha256 in `consumer/detection/verify.py`.
-The features of each photo are cached in .cache/verifier/, keyed by the preset's
-passes, so a refit with other features or regularisation takes seconds.
+FaceMesh's presence logit on the upright crop, the full-range relook's score,
+size) and labels it a face when it overlaps an annotated face by IoU >= 0.3,
+not a face when by < 0.2 (those in between are left out). Two logistic
+regressions (scikit-learn) are fitted on the even-numbered photos: the first
+stage on what FaceMesh and the detector say, the second also on the relook,
+which the verifier runs only where the first stage's probability is in doubt
+(`DOUBT`). Both are reported on the odd-numbered photos: ROC AUC per candidate
+height, and at several probability thresholds the share of true faces kept and
+of false candidates kept. `--write` writes that model (fitted on the
+even-numbered photos only, so that the odd-numbered ones and `faces/` stay held
+out for `ops/eval_recall.py`); pin its printed sha256 in
+`consumer/detection/verify.py`. The features of each photo are cached in
+.cache/verifier/, keyed by the preset's passes and the feature names, so a
+refit with other features or regularisation takes seconds.
 """
 
 from __future__ import annotations

@@ -2,19 +2,18 @@
 
 BlazeFace at the low thresholds small faces need also fires on beer taps,
 textures and animals. The verifier looks again at each candidate where that can
-be answered. The full-range detector looks at a crop six times the candidate's
-size (another scale, with the surroundings) and says whether it finds a face
-there again. And it cuts a square crop around the candidate, 1.5 times its longer side
-(as MediaPipe's face mesh pipeline crops a face), turned
-upright from the detector's eye keypoints when it has them, resizes it to 192 px
-and runs FaceMesh, whose face-presence score says whether a face fills the crop.
-Neither signal decides alone: FaceMesh's presence score separates faces from
-the rest well for large candidates and poorly for 16-32 px ones, where the
-detector's own score is the better signal. A small logistic model combines them,
-size-aware (`VerifierModel`), into the probability that the candidate is a face. The
-relook costs several times what FaceMesh does, so it runs only on the candidates
-FaceMesh and the detector's score leave in doubt (a third of them), and a second
-fitted model decides those.
+be answered. It cuts a square crop around the candidate, 1.5 times its longer
+side (as MediaPipe's face mesh pipeline crops a face), turned upright from the
+detector's eye keypoints when it has them, resizes it to 192 px and runs
+FaceMesh, whose face-presence score says whether a face fills the crop. Neither
+signal decides alone: FaceMesh's presence score separates faces from the rest
+well for large candidates and poorly for 16-32 px ones, where the detector's own
+score is the better signal. A small logistic model combines them, size-aware
+(`VerifierModel`), into the probability that the candidate is a face. Where that
+first stage is in doubt (a third of the candidates), the full-range detector
+looks at a crop six times the candidate's size (another scale, with the
+surroundings) for a face there again, and a second fitted model decides; the
+relook costs several times what FaceMesh does, so it runs only there.
 
 The model is fitted by `ops/fit_verifier.py` on one half of `wider-tune/` and
 ships as a small versioned JSON file beside this module, pinned by its sha256
