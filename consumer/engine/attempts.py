@@ -9,13 +9,14 @@ and marks the record after it; a clean revoke or shutdown writes the mark back
 without the unfinished attempt. A committed position still marked when a new
 owner reads it means a worker died there.
 
-The new owner then processes *carefully*: one record at a time across the whole
-worker, each marked (its attempt counted) in a commit of its own before it is
-dispatched, so a death can only be charged to the one record in flight. A record
-with `MAX_BUG_ATTEMPTS` attempts charged is dead-lettered as `processing_bug`
-without processing it again. Care lasts, per partition, over the records the dead
-worker may have had in flight: `window` records from the marked position (its
-`max_in_flight`), or up to the partition's end when that is nearer.
+The new owner then processes the marked record *carefully*: alone across the
+whole worker, marked (its attempt counted) in a commit of its own before it is
+dispatched, so a death then can only be charged to it. A record with
+`MAX_BUG_ATTEMPTS` attempts charged is dead-lettered as `processing_bug` without
+processing it again. Care lasts, per partition, over `window` records from the
+marked position (the worker uses one), or up to the partition's end when that is
+nearer; a culprit further on is charged once it is the first unfinished record
+at a death.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ the worker, after committing what finished.
 A worker that died outright leaves crash marks in its commits' metadata
 (`consumer.engine.attempts`). Before dispatching the first record of a partition,
 the worker reads the partition's committed position: if a worker died there, it
-goes carefully (one record at a time, each charged by a commit of its own) over
-the records the dead one may have had in flight; otherwise it makes sure its own
+processes the marked record carefully (alone, charged by a commit of its own)
+before going on; otherwise it makes sure its own
 last commit of the partition charges the record there, so that its own death
 leaves a trace.
 """
@@ -64,6 +64,10 @@ BUSY_WAIT_S = 0.05
 SPARE_THREAD_WAIT_S = 0.005
 QUEUED_PER_THREAD = 4  # records handed to the pool per processing thread, at most
 LAG_REFRESH_S = 5.0  # how often lag is computed; the broker's offsets are read on their own thread as often
+# Records from a crash mark processed one at a time. One: the marked record alone, then normal work; a later
+# culprit is charged when it is the first unfinished record at a death. Going carefully over everything the
+# dead worker might have had in flight (up to max_in_flight) made a takeover after an eviction crawl.
+CAREFUL_RECORDS = 1
 COMMITTED_READ_TIMEOUT_S = 5.0  # the longest wait for a partition's committed position and crash mark
 
 
@@ -134,7 +138,7 @@ class Worker:
         self._assigned: set[PartitionKey] = set()
         self._paused: set[PartitionKey] = set()
         self._crash: Crash | None = None
-        self._care = CareWindows(options.max_in_flight)  # records the dead worker may have had in flight
+        self._care = CareWindows(CAREFUL_RECORDS)
         self._stopping = False
         self._backpressure = False
 
