@@ -53,6 +53,7 @@ lint: venv ## ruff, ruff format --check, mypy, schema drift
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m schemas.export --check
+	$(BIN)/python -m consumer.api.openapi --check
 
 format: venv ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -60,6 +61,7 @@ format: venv ## apply ruff's fixes and formatting
 
 schemas: venv ## regenerate the JSON Schema files from the pydantic contracts
 	$(BIN)/python -m schemas.export
+	$(BIN)/python -m consumer.api.openapi
 
 broker-start: kafka ## start (or reuse) the local broker in .cache/kafka/broker on port 9092
 	$(PYTHON) ops/kafka_local.py start

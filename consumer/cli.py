@@ -1,6 +1,7 @@
 """The `faceguard` command.
 
     faceguard worker                      run a consumer-group worker
+    faceguard serve                       serve the HTTP API (POST /process, POST /detect, GET /health)
     faceguard probe [live|ready]          ask a running worker's probe server (container health checks)
     faceguard submit PATH_OR_URL...       publish requests (a folder expands to its images)
     faceguard anonymize INPUT... -o DIR   mask local files without Kafka
@@ -68,6 +69,12 @@ def parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run a worker in the consumer group")
     worker.set_defaults(run=cmd_worker)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the HTTP API: POST /process, POST /detect, GET /health (FACEGUARD_HTTP_* settings)",
+    )
+    serve.set_defaults(run=cmd_serve)
 
     probe = commands.add_parser("probe", help="ask this host's worker whether it is live or ready (exit 0: yes)")
     probe.add_argument("check", nargs="?", type=ProbeCheck, choices=list(ProbeCheck), default=ProbeCheck.LIVE)
@@ -197,6 +204,13 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     from consumer.engine.service import run_worker, stop_on_signals
 
     run_worker(settings, stop_on_signals())
+    return 0
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from consumer.api.service import serve
+
+    serve(settings)
     return 0
 
 

@@ -36,6 +36,13 @@ from consumer.topics import Topics
 from schemas import MaskMethod, MaskShape
 
 
+class HttpAuth(StrEnum):
+    """Whether `serve` asks for a bearer token."""
+
+    OFF = "off"
+    JWT = "jwt"
+
+
 class Guarantee(StrEnum):
     """What a crash may cost."""
 
@@ -145,6 +152,41 @@ class Settings(BaseSettings):
         False,
         description="Export an OpenTelemetry span per request and stage (OTLP/HTTP, OTEL_* variables; `otel` extra).",
     )
+
+    # The HTTP API (`faceguard serve`).
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address `serve` listens on. A non-loopback address needs auth on, or FACEGUARD_HTTP_ALLOW_PUBLIC.",
+    )
+    http_port: int = Field(8080, ge=0, le=65535, description="Port `serve` listens on (0: any free port).")
+    http_threads: int | None = Field(
+        None, ge=1, le=64, description="Processing threads of `serve` (default: FACEGUARD_PROCESSING_THREADS)."
+    )
+    http_queue: int | None = Field(
+        None,
+        ge=0,
+        le=10_000,
+        description="Requests waiting for a thread beyond which `serve` answers 503 (default: 2 per thread).",
+    )
+    http_deadline_s: float = Field(
+        30.0, gt=0, description="A request not answered in this time gets 503 (it waited) and is dropped."
+    )
+    http_retry_after_s: int = Field(1, ge=1, description="Retry-After of a 503 at capacity.")
+    http_drain_timeout_s: float = Field(
+        30.0, gt=0, description="On SIGTERM, how long `serve` lets requests under way finish."
+    )
+    http_allow_public: bool = Field(
+        False, description="Let `serve` listen on a non-loopback address with auth off (behind a gateway that checks)."
+    )
+    http_bridge: bool = Field(
+        False, description="Serve POST /v1/requests, publishing ImageRequests to the requests topic (needs the broker)."
+    )
+    http_auth: HttpAuth = Field(HttpAuth.OFF, description="off, or jwt: every route but the probes needs a bearer JWT.")
+    jwt_hs256_secret: SecretStr | None = Field(None, description="Shared secret of HS256 tokens.")
+    jwt_jwks_file: Path | None = Field(None, description="JWKS file with the RS256/ES256 public keys of tokens.")
+    jwt_audience: str | None = Field(None, description="The `aud` tokens must carry (required with auth on).")
+    jwt_issuer: str | None = Field(None, description="The `iss` tokens must carry, when set.")
+    jwt_scope: str | None = Field(None, description="A scope tokens must grant (`scope` or `scp`); else 403.")
 
     # Failures.
     breaker_window: int = Field(50, ge=0, description="Records the circuit breaker looks back on; 0 disables it.")

@@ -42,6 +42,11 @@ class Preset(StrEnum):
     BALANCED = "balanced"
     THOROUGH = "thorough"
 
+    def at_least(self, other: Preset) -> bool:
+        """Whether this preset looks for faces at least as hard as `other` (fast < balanced < thorough)."""
+        order = list(Preset)
+        return order.index(self) >= order.index(other)
+
 
 @dataclass(frozen=True)
 class Hints:

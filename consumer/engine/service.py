@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import signal
 from types import FrameType
 
+from consumer import package_version
 from consumer.config import Guarantee, Settings
 from consumer.detection.model_files import MODEL_FILES
 from consumer.detection.scan import ScanDetector
@@ -162,10 +162,3 @@ def build_info(settings: Settings) -> dict[str, str]:
         "models": "+".join(MODEL_FILES[m].name for m in strategy.models),
         "guarantee": settings.guarantee.value,
     }
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("faceguard")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"

@@ -27,7 +27,22 @@ def sniff_format(data: bytes) -> ImageFormat:
         return ImageFormat.BMP
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return ImageFormat.WEBP
+    if other := other_image_type(data):
+        raise UnsupportedImage(f"{other} images are not supported: send a JPEG, PNG, BMP or WebP image")
     raise NotAnImage(f"the {len(data)} bytes are not a JPEG, PNG, BMP or WebP image")
+
+
+def other_image_type(data: bytes) -> str | None:
+    """The name of an image format we recognise but do not read (by its magic bytes), or None."""
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc", b"avif", b"avis"):
+        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIC"
+    if data[:4] == b"\x00\x00\x01\x00":
+        return "ICO"
+    return None
 
 
 @dataclass(frozen=True)

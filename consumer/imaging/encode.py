@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from consumer.imaging.types import ImageFormat, Pixels
 
@@ -20,7 +21,9 @@ class EncodeQuality:
 
 
 def encode_image(pixels: Pixels, image_format: ImageFormat, quality: EncodeQuality) -> bytes:
-    """`pixels` encoded as `image_format`. Raises RuntimeError if OpenCV cannot encode them (a bug)."""
+    """`pixels` encoded as `image_format` (converted first where that format cannot hold them: 16-bit samples
+    to 8 bits but in PNG, alpha dropped in JPEG). Raises RuntimeError if OpenCV cannot encode them (a bug)."""
+    pixels = representable(pixels, image_format)
     params: list[int] = []
     if image_format is ImageFormat.JPEG:
         params = [cv2.IMWRITE_JPEG_QUALITY, quality.jpeg]
@@ -32,3 +35,13 @@ def encode_image(pixels: Pixels, image_format: ImageFormat, quality: EncodeQuali
     if not ok:
         raise RuntimeError(f"OpenCV could not encode a {pixels.shape} {pixels.dtype} image as {image_format.value}")
     return buffer.tobytes()
+
+
+def representable(pixels: Pixels, image_format: ImageFormat) -> Pixels:
+    """`pixels` as `image_format` can hold them: PNG keeps everything; the others take 8-bit samples, and JPEG
+    gray or 3 channels. Unchanged when the format is the input's own (the decoder gave what it can hold)."""
+    if pixels.dtype == np.uint16 and image_format is not ImageFormat.PNG:
+        pixels = (pixels >> 8).astype(np.uint8)
+    if image_format is ImageFormat.JPEG and pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2BGR)
+    return pixels

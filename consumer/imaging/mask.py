@@ -79,17 +79,35 @@ class MaskPolicy:
 def mask_faces(pixels: Pixels, detections: list[Detection], spec: MaskSpec) -> list[AppliedMask]:
     """Mask every detection in `pixels` (modified in place); returns what was applied, in order."""
     height, width = pixels.shape[:2]
-    applied = []
+    applied = planned_masks(detections, spec, width, height)
+    for mask in applied:
+        mask_region(pixels, Box(*mask.region), spec)
+    return applied
+
+
+def planned_masks(detections: list[Detection], spec: MaskSpec, width: int, height: int) -> list[AppliedMask]:
+    """The masks `mask_faces` applies to `detections` in a `width` x `height` image, without applying them."""
+    strength = 1.0 if spec.method is MaskMethod.FILL else spec.strength
+    planned = []
     for detection in detections:
         region = detection.box.grown(spec.margin).clipped(width, height)
-        kernel = mask_region(pixels, region, spec)
-        strength = 1.0 if spec.method is MaskMethod.FILL else spec.strength
-        applied.append(
+        kernel = mask_scale(region.w, region.h, spec) if region.w and region.h else 0
+        planned.append(
             AppliedMask(
                 method=spec.method, strength=strength, shape=spec.shape, region=region.as_tuple(), kernel_px=kernel
             )
         )
-    return applied
+    return planned
+
+
+def mask_scale(width: int, height: int, spec: MaskSpec) -> int:
+    """The blur scale or pixel block side masking a `width` x `height` region uses (0 for fill)."""
+    long_side = max(width, height)
+    if spec.method is MaskMethod.FILL:
+        return 0
+    if spec.method is MaskMethod.PIXELATE:
+        return max(2, math.ceil(spec.strength * long_side / 2))
+    return odd(max(3, round(spec.strength * long_side)))
 
 
 def mask_region(pixels: Pixels, region: Box, spec: MaskSpec) -> int:
@@ -109,7 +127,7 @@ def mask_region(pixels: Pixels, region: Box, spec: MaskSpec) -> int:
 def masked_copy(view: Pixels, spec: MaskSpec) -> tuple[Pixels, int]:
     """`view` with every pixel masked, and the kernel or block side used (0 for fill)."""
     h, w = view.shape[:2]
-    long_side = max(w, h)
+    scale = mask_scale(w, h, spec)
     if spec.method is MaskMethod.FILL:
         filled = view.copy()
         if filled.ndim == 3 and filled.shape[2] == 4:
@@ -118,11 +136,9 @@ def masked_copy(view: Pixels, spec: MaskSpec) -> tuple[Pixels, int]:
             filled[...] = 0
         return filled, 0
     if spec.method is MaskMethod.PIXELATE:
-        block = max(2, math.ceil(spec.strength * long_side / 2))
-        small = cv2.resize(view, (max(1, round(w / block)), max(1, round(h / block))), interpolation=cv2.INTER_AREA)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST).reshape(view.shape), block
-    kernel = odd(max(3, round(spec.strength * long_side)))
-    return blurred(view, kernel).reshape(view.shape), kernel
+        small = cv2.resize(view, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST).reshape(view.shape), scale
+    return blurred(view, scale).reshape(view.shape), scale
 
 
 def ellipse(width: int, height: int) -> np.ndarray:

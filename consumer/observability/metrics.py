@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 if TYPE_CHECKING:
     from consumer.processing.outcome import Outcome
+    from consumer.processing.pipeline import AnonymizedImage
 
 # 5 ms to 60 s: a small image's stage up to a 24 MP image waiting behind a backlog.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
@@ -25,8 +26,8 @@ EWMA_WEIGHT = 0.1  # share of the newest record in the recent processing time pe
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
         r = self.registry
         # Throughput and outcomes.
         self.consumed = Counter(
@@ -102,16 +103,20 @@ class Metrics:
         result = outcome.result
         if result is None:
             return
+        self.anonymized(result, outcome.input_bytes)
+        seconds = result.processing_time_ms / 1000
+        previous = self._seconds_per_record
+        self._seconds_per_record = seconds if previous is None else previous + EWMA_WEIGHT * (seconds - previous)
+
+    def anonymized(self, result: AnonymizedImage, input_bytes: int) -> None:
+        """The pipeline masked an image (a record's, or an HTTP request's)."""
         timings = result.timings
         for stage in STAGES:
             self.stage.labels(stage).observe(getattr(timings, f"{stage}_ms") / 1000)
         self.faces.observe(len(result.faces))
         self.megapixels.observe(result.width * result.height / 1e6)
-        self.image_bytes.labels("in").inc(outcome.input_bytes)
+        self.image_bytes.labels("in").inc(input_bytes)
         self.image_bytes.labels("out").inc(len(result.data))
-        seconds = result.processing_time_ms / 1000
-        previous = self._seconds_per_record
-        self._seconds_per_record = seconds if previous is None else previous + EWMA_WEIGHT * (seconds - previous)
 
     def committed(self, outcomes: Iterable[Outcome], publish_s: float) -> None:
         """These records' outputs were acknowledged and their offsets committed."""
@@ -135,3 +140,34 @@ class Metrics:
             self.lag.labels(topic, str(partition)).set(records)
         per_record = self._seconds_per_record or 0.0
         self.backlog.set(sum(lag.values()) * per_record / max(1, threads))
+
+
+class HttpMetrics:
+    """The HTTP API's own metrics, beside the pipeline's (`Metrics`) in the same registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.requests = Counter(
+            "faceguard_http_requests_total",
+            "HTTP requests answered, by route (its template), method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "faceguard_http_request_seconds",
+            "From a request's arrival to its answer's first byte, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "faceguard_http_in_flight_requests", "Requests being answered (waiting or processed).", registry=r
+        )
+        self.queued = Gauge("faceguard_http_queued_requests", "Requests waiting for a processing thread.", registry=r)
+        self.busy_threads = Gauge("faceguard_http_busy_threads", "Processing threads working on a request.", registry=r)
+        self.refused = Counter(
+            "faceguard_http_refused_total",
+            "Requests answered 503 without their work done, by reason (at_capacity, deadline).",
+            ["reason"],
+            registry=r,
+        )

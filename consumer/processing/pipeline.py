@@ -16,12 +16,13 @@ from consumer.detection.scan import ScanDetector
 from consumer.errors import ImageTooLarge
 from consumer.imaging.decode import decode_inspected, inspect_image
 from consumer.imaging.encode import EncodeQuality, encode_image
-from consumer.imaging.mask import MaskPolicy, mask_faces
+from consumer.imaging.mask import MaskPolicy, mask_faces, planned_masks
 from consumer.imaging.pixel_budget import PixelBudget
 from consumer.imaging.preview import draw_detections
-from consumer.imaging.types import ImageFormat
+from consumer.imaging.types import Detection, ImageFormat
 from consumer.sources.url_redaction import without_credentials
 from schemas import (
+    AppliedMask,
     Face,
     FaceMetadataEvent,
     ImageInfo,
@@ -63,6 +64,18 @@ class AnonymizedImage:
         return t.fetch_ms + t.decode_ms + t.detect_ms + t.mask_ms + t.encode_ms
 
 
+@dataclass(frozen=True)
+class FoundFaces:
+    """The faces in an image and the masks that would hide them (`Anonymizer.find`): nothing masked."""
+
+    format: ImageFormat
+    width: int
+    height: int
+    faces: list[Face]
+    timings: StageTimings
+    input_sha256: str
+
+
 class Anonymizer:
     """Runs the pipeline with one detector; not thread-safe (one per thread, like the detector).
 
@@ -88,10 +101,41 @@ class Anonymizer:
             draw_detections(image.pixels, self.detector.review(image.pixels, threshold))
             return encode_image(image.pixels, image.format, self._quality), inspected.format
 
-    def anonymize(self, data: bytes, options: MaskOptions | None, fetch_ms: float = 0.0) -> AnonymizedImage:
-        """Mask every face found in image `data`.
+    def find(self, data: bytes, options: MaskOptions | None) -> FoundFaces:
+        """The faces in image `data` and the masks `anonymize` would apply, without masking or encoding.
+        Raises NotAnImage, UnsupportedImage or ImageTooLarge."""
+        inspected = inspect_image(data, self._max_pixels)
+        with self._budget.hold(inspected.pixels):
+            clock = Stopwatch()
+            image = decode_inspected(data, inspected)
+            decode_ms = clock.lap()
+            threshold = self._masks.min_face_probability(options, self.detector.min_probability)
+            detections = self.detector.detect(image.pixels, threshold)
+            detect_ms = clock.lap()
+            width, height = image.width, image.height
+            del image
+        planned = planned_masks(detections, self._masks.resolve(options), width, height)
+        return FoundFaces(
+            format=inspected.format,
+            width=width,
+            height=height,
+            faces=faces_of(detections, planned),
+            timings=StageTimings(
+                fetch_ms=0.0, decode_ms=round(decode_ms, 3), detect_ms=round(detect_ms, 3), mask_ms=0.0, encode_ms=0.0
+            ),
+            input_sha256=hashlib.sha256(data).hexdigest(),
+        )
 
-        Raises NotAnImage or ImageTooLarge (input) and ImageTooLarge when the output
+    def anonymize(
+        self,
+        data: bytes,
+        options: MaskOptions | None,
+        fetch_ms: float = 0.0,
+        output_format: ImageFormat | None = None,
+    ) -> AnonymizedImage:
+        """Mask every face found in image `data`, encoded as `output_format` (default: the input's).
+
+        Raises NotAnImage, UnsupportedImage or ImageTooLarge (input) and ImageTooLarge when the output
         would not fit in a record.
         """
         inspected = inspect_image(data, self._max_pixels)
@@ -105,27 +149,19 @@ class Anonymizer:
             pixels = image.pixels  # masked in place: the unmasked pixels are not needed again
             applied = mask_faces(pixels, detections, self._masks.resolve(options))
             mask_ms = clock.lap()
-            output = encode_image(pixels, image.format, self._quality)
+            output_format = output_format or image.format
+            output = encode_image(pixels, output_format, self._quality)
             encode_ms = clock.lap()
             width, height = image.width, image.height  # upright: EXIF orientation may swap the header's
             del image, pixels  # the decoded pixels are freed before the budget is given back
         if len(output) > self._max_output_bytes:
             raise ImageTooLarge(f"the masked image has {len(output)} bytes, over the limit of {self._max_output_bytes}")
-        faces = [
-            Face(
-                bbox=d.box.as_tuple(),
-                confidence=round(d.score, 4),
-                verification=None if d.verification is None else round(d.verification, 4),
-                mask=m,
-            )
-            for d, m in zip(detections, applied, strict=True)
-        ]
         return AnonymizedImage(
             data=output,
-            format=inspected.format,
+            format=output_format,
             width=width,
             height=height,
-            faces=faces,
+            faces=faces_of(detections, applied),
             timings=StageTimings(
                 fetch_ms=round(fetch_ms, 3),
                 decode_ms=round(decode_ms, 3),
@@ -136,6 +172,19 @@ class Anonymizer:
             input_sha256=hashlib.sha256(data).hexdigest(),
             output_sha256=hashlib.sha256(output).hexdigest(),
         )
+
+
+def faces_of(detections: list[Detection], masks: list[AppliedMask]) -> list[Face]:
+    """The metadata of each detection and its mask."""
+    return [
+        Face(
+            bbox=d.box.as_tuple(),
+            confidence=round(d.score, 4),
+            verification=None if d.verification is None else round(d.verification, 4),
+            mask=m,
+        )
+        for d, m in zip(detections, masks, strict=True)
+    ]
 
 
 def metadata_event(

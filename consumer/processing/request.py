@@ -36,13 +36,17 @@ class RequestLimits:
 
 def parse_request(record: Record, limits: RequestLimits) -> ImageRequest:
     """The request in `record`'s value. Raises InvalidRequest with a readable reason, and nothing else."""
-    value = record.value
+    if record.key is not None and len(record.key) > limits.max_key_bytes:
+        raise InvalidRequest(f"the key has {len(record.key)} bytes, over the limit of {limits.max_key_bytes}")
+    return parse_request_value(record.value, limits)
+
+
+def parse_request_value(value: bytes | None, limits: RequestLimits) -> ImageRequest:
+    """The request in a record's `value` (or an HTTP body). Raises InvalidRequest with a readable reason."""
     if not value:
         raise InvalidRequest("the record has no value; expected an ImageRequest JSON object")
     if len(value) > limits.max_value_bytes:
         raise InvalidRequest(f"the value has {len(value)} bytes, over the limit of {limits.max_value_bytes}")
-    if record.key is not None and len(record.key) > limits.max_key_bytes:
-        raise InvalidRequest(f"the key has {len(record.key)} bytes, over the limit of {limits.max_key_bytes}")
     check_depth(value, limits.max_depth)
     try:
         text = value.decode("utf-8")

@@ -7,6 +7,7 @@
     processing/             one record's work: the stages composed; no engine, no Kafka client
     kafka/                  the only room that imports confluent_kafka
     engine/                 the worker process; engine.service is its composition root
+    api/                    the HTTP API; api.service is its composition root; no worker, no command line
     observability/ commands/ evaluation/
 
 Imports inside functions count as much as those at the top of a module.
@@ -21,7 +22,7 @@ from pathlib import Path
 from tests.support import REPO
 
 PACKAGE = REPO / "consumer"
-COMPOSITION_ROOTS = frozenset({"consumer.cli", "consumer.engine.service"})
+COMPOSITION_ROOTS = frozenset({"consumer.cli", "consumer.engine.service", "consumer.api.service"})
 STAGES = ("consumer.imaging", "consumer.detection", "consumer.sources")
 
 
@@ -49,6 +50,7 @@ RULES = [
                 "consumer.observability",
                 "consumer.evaluation",
                 "consumer.cli",
+                "consumer.api",
             ),
             "a stage knows nothing of what runs it",
         )
@@ -63,6 +65,18 @@ RULES = [
         "consumer.kafka",
         ("consumer.engine", "consumer.processing", "consumer.commands", "consumer.evaluation", "consumer.cli"),
         "the Kafka boundary converts records; it does not process them",
+    ),
+    Rule(
+        "consumer.api",
+        ("consumer.engine", "consumer.commands", "consumer.evaluation", "consumer.cli"),
+        "the HTTP door runs the pipeline, not the worker",
+        frozenset({"consumer.api.service"}),
+    ),
+    Rule(
+        "consumer",
+        ("consumer.api",),
+        "only the command line starts the HTTP API",
+        frozenset({"consumer.api", "consumer.cli"}),
     ),
     Rule(
         "consumer",

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumer.errors import ImageTooLarge, NotAnImage
+from consumer.errors import ImageTooLarge, NotAnImage, UnsupportedImage
 from consumer.imaging.decode import decode_image, sniff_format, to_rgb8
 from consumer.imaging.encode import EncodeQuality, encode_image
 from consumer.imaging.types import ImageFormat
@@ -34,10 +34,33 @@ def test_exif_orientation_is_applied_and_no_metadata_is_written(tmp_path: Path) 
     assert b"Exif" not in output[:4096]
 
 
-@pytest.mark.parametrize("data", [b"", b"hello world", b"GIF89a....", b"\xff\xd8\xff\xe0" + b"\x00" * 50])
+@pytest.mark.parametrize("data", [b"", b"hello world", b"\xff\xd8\xff\xe0" + b"\x00" * 50])
 def test_what_is_not_a_decodable_image_is_refused(data: bytes) -> None:
     with pytest.raises(NotAnImage):
         decode_image(data, 10**8)
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"GIF89a....", "GIF"),
+        (b"II*\x00" + b"\x00" * 12, "TIFF"),
+        (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 12, "HEIC"),
+        (b"\x00\x00\x00\x18ftypavif" + b"\x00" * 12, "AVIF"),
+    ],
+)
+def test_image_types_we_do_not_read_are_named_as_unsupported(data: bytes, name: str) -> None:
+    with pytest.raises(UnsupportedImage, match=f"{name} images are not supported"):
+        decode_image(data, 10**8)
+
+
+@pytest.mark.parametrize("target", [ImageFormat.JPEG, ImageFormat.WEBP, ImageFormat.PNG])
+def test_a_16_bit_png_with_alpha_converts_to_what_the_target_format_holds(target: ImageFormat) -> None:
+    rgba16 = np.full((20, 30, 4), 40000, np.uint16)
+    decoded = decode_image(encode_image(rgba16, ImageFormat.PNG, EncodeQuality()), 10**8)
+    converted = decode_image(encode_image(decoded.pixels, target, EncodeQuality()), 10**8)
+    assert converted.format is target
+    assert (converted.width, converted.height) == (30, 20)
 
 
 def test_pixel_limit() -> None:

@@ -195,10 +195,12 @@ class BuggyOn:
         anonymize = processor._anonymizer.anonymize
         self.poisoned = poisoned
 
-        def buggy(data: bytes, options: MaskOptions | None, fetch_ms: float = 0.0) -> AnonymizedImage:
+        def buggy(
+            data: bytes, options: MaskOptions | None, fetch_ms: float = 0.0, output_format: ImageFormat | None = None
+        ) -> AnonymizedImage:
             if data == Path(poisoned).read_bytes():
                 raise KeyError("a bug of ours")
-            return anonymize(data, options, fetch_ms)
+            return anonymize(data, options, fetch_ms, output_format)
 
         processor._anonymizer.anonymize = buggy  # type: ignore[method-assign]
 
