@@ -126,7 +126,8 @@ def serve(settings: Settings) -> None:
     try:
         if settings.http_bridge:
             limits = settings.output_options.limits
-            bridge = Bridge(settings.kafka_client_config(), settings.producer_options, settings.topics.requests, limits)
+            client, producer = settings.kafka_client_config(), settings.producer_options
+            bridge = Bridge(client, producer, settings.topics.requests, limits, settings.http_deadline_s)
         registry = CollectorRegistry()
         metrics = Metrics(registry)
         metrics.build.info(build_info(settings))
