@@ -50,10 +50,12 @@ ENV PATH=/app/.venv/bin:$PATH \
     TMPDIR=/tmp
 WORKDIR /app
 USER 10001:10001
-# /metrics, /healthz, /readyz
-EXPOSE 9400
+# The worker's /metrics, /healthz, /readyz; `serve`'s HTTP API (FACEGUARD_HTTP_PORT, with its own probes)
+EXPOSE 9400 8080
 # The worker runs as PID 1 (exec form, no shell in between) and handles SIGTERM itself: it stops
 # taking records, finishes in-flight work within FACEGUARD_DRAIN_TIMEOUT_S, commits and exits 0.
+# `serve` (the HTTP API: `docker run ... faceguard serve`) drains the same way: requests under way
+# finish within FACEGUARD_HTTP_DRAIN_TIMEOUT_S. Its health check is its own /readyz, not `probe`.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["faceguard", "probe", "live"]
 ENTRYPOINT ["faceguard"]

@@ -76,7 +76,9 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=cmd_serve)
 
-    probe = commands.add_parser("probe", help="ask this host's worker whether it is live or ready (exit 0: yes)")
+    probe = commands.add_parser(
+        "probe", help="ask this host's worker (or serve) whether it is live or ready (exit 0: yes)"
+    )
     probe.add_argument("check", nargs="?", type=ProbeCheck, choices=list(ProbeCheck), default=ProbeCheck.LIVE)
     probe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
     probe.set_defaults(run=cmd_probe)
@@ -218,6 +220,8 @@ def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.observability.health import ask_probe
 
     answer = ask_probe(settings.probe_port, args.check, args.timeout)
+    if not answer.ok and answer.body.startswith('{"status": "failing", "probes"'):  # no worker answered here:
+        answer = ask_probe(settings.http_port, args.check, args.timeout)  # `serve` answers on its own port
     print(answer.body)
     return 0 if answer.ok else 1
 

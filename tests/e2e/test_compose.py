@@ -40,8 +40,20 @@ def compose() -> dict[str, Any]:
     return resolved
 
 
-def test_compose_validates_and_has_the_five_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"kafka", "topics", "worker", "prometheus", "grafana"}
+def test_compose_validates_and_has_the_six_services(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"kafka", "topics", "worker", "api", "prometheus", "grafana"}
+
+
+def test_the_api_serves_on_the_hosts_loopback_only(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    settings = settings_from(api["environment"])
+    assert api["command"] == ["serve"]
+    assert api["image"] == compose["services"]["worker"]["image"]
+    [published] = api["ports"]
+    assert published["host_ip"] == "127.0.0.1"
+    assert int(published["target"]) == settings.http_port
+    assert settings.http_allow_public  # it listens on the container's address; the host publishes loopback only
+    assert int(api["stop_grace_period"][:-1]) > settings.http_drain_timeout_s
 
 
 def test_compose_config_rejects_a_misspelt_key(tmp_path: Path) -> None:

@@ -348,3 +348,36 @@ def test_topics_job_runs_before_the_workers_with_the_workers_configuration() -> 
     assert hook_secret["stringData"] == manifests["Secret/fg-faceguard-kafka-sasl"]["stringData"]
     assert hook_secret["stringData"]["password"] == "not-a-real-password"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_http_mode_runs_serve_behind_a_service_an_ingress_and_a_cpu_autoscaler() -> None:
+    manifests = render(values=CHART / "ci" / "http-values.yaml")
+    container = worker(manifests)
+    config = manifests["ConfigMap/fg-faceguard"]["data"]
+    assert container["args"] == ["serve"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    settings = settings_from({**config, "FACEGUARD_JWT_HS256_SECRET": "x"})
+    assert (settings.http_host, settings.http_port, settings.http_auth.value) == ("0.0.0.0", 8080, "jwt")
+    assert settings.jwt_jwks_file is not None
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert str(settings.jwt_jwks_file).startswith(mounts["jwt-keys"])
+    secret = {e["name"]: e["valueFrom"].get("secretKeyRef") for e in container["env"] if "valueFrom" in e}
+    assert secret["FACEGUARD_JWT_HS256_SECRET"] == {"name": "faceguard-jwt", "key": "hs256-secret"}
+    service = manifests["Service/fg-faceguard"]["spec"]["ports"][0]
+    assert (service["port"], service["targetPort"]) == (8080, "http")
+    rule = manifests["Ingress/fg-faceguard"]["spec"]["rules"][0]
+    assert rule["http"]["paths"][0]["backend"]["service"]["port"] == {"name": "http"}
+    assert manifests["HorizontalPodAutoscaler/fg-faceguard"]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert manifests["ServiceMonitor/fg-faceguard"]["spec"]["endpoints"][0]["port"] == "http"
+    assert manifests["NetworkPolicy/fg-faceguard"]["spec"]["ingress"][0]["ports"][0]["port"] == "http"
+    pod = manifests["Deployment/fg-faceguard"]["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > settings.http_drain_timeout_s
+
+
+def test_http_mode_refuses_an_open_api_and_the_lag_autoscaler() -> None:
+    assert "http.allowPublic" in render_fails("mode=http", "http.auth=off", "autoscaling.mode=hpa")
+    assert "http.jwt.existingSecret" in render_fails("mode=http", "autoscaling.mode=hpa")
+    assert "scales on CPU" in render_fails("mode=http", "http.jwt.existingSecret=s")
+    opened = render("mode=http", "http.auth=off", "http.allowPublic=true", "autoscaling.mode=none")
+    assert opened["ConfigMap/fg-faceguard"]["data"]["FACEGUARD_HTTP_ALLOW_PUBLIC"] == "true"

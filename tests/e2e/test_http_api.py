@@ -18,6 +18,7 @@ import requests
 
 from tests.api_server import ApiServer, running_server
 from tests.images import ASTRONAUT_FACE
+from tests.integration.stack import free_port
 from tests.support import BIN, SAMPLES, SHARED_DATA, decode, images_with_large_faces, iou, region_change
 
 MAX_DETAIL_LEFT = 0.35  # a masked face keeps less than this share of its detail (as the worker's tests)
@@ -199,6 +200,15 @@ def test_health_probes_and_openapi(server: ApiServer) -> None:
     assert {"/process", "/detect", "/health"} <= set(document["paths"])
     exported = json.loads((BIN.parent.parent / "schemas" / "openapi.json").read_text())
     assert exported["paths"].keys() == document["paths"].keys()
+    # The image's health check (`faceguard probe`) finds no worker on the probe port and asks `serve`.
+    port = server.url.rsplit(":", 1)[1]
+    environment = {"PATH": "/usr/bin:/bin", "FACEGUARD_PROBE_PORT": str(free_port()), "FACEGUARD_HTTP_PORT": port}
+    for check in ("live", "ready"):
+        asked = subprocess.run(
+            [str(BIN / "faceguard"), "probe", check], env=environment, capture_output=True, text=True
+        )
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        assert json.loads(asked.stdout)["status"] == "ok"
 
 
 def test_a_flood_beyond_the_queue_gets_503_with_retry_after_then_recovers(tmp_path: Path) -> None:

@@ -49,6 +49,17 @@ app.kubernetes.io/component: worker
 {{/* Where the Kafka TLS secret is mounted. */}}
 {{- define "faceguard.tlsDir" -}}/etc/faceguard/kafka-tls{{- end }}
 
+{{/* Where the JWKS file of the HTTP API's token keys is mounted. */}}
+{{- define "faceguard.jwtDir" -}}/etc/faceguard/jwt{{- end }}
+
+{{/* The name of the port serving /metrics and the probes: the worker's probe port, or serve's HTTP port. */}}
+{{- define "faceguard.portName" -}}{{ if eq .Values.mode "http" }}http{{ else }}metrics{{ end }}{{- end }}
+
+{{/* Whether the HTTP API mounts the JWT Secret. */}}
+{{- define "faceguard.useJwtSecret" -}}
+{{- if and (eq .Values.mode "http") (eq .Values.http.auth "jwt") .Values.http.jwt.existingSecret -}}true{{- end -}}
+{{- end }}
+
 {{/* Secret names: the user's existing one, or the chart's. */}}
 {{- define "faceguard.saslSecret" -}}
 {{- default (printf "%s-kafka-sasl" (include "faceguard.fullname" .)) .Values.kafka.sasl.existingSecret }}
@@ -118,6 +129,33 @@ FACEGUARD_S3_PATH_STYLE: "true"
 {{- with .Values.objectStore.s3.buckets }}
 FACEGUARD_S3_BUCKETS: {{ . | quote }}
 {{- end }}
+{{- if eq .Values.mode "http" }}
+FACEGUARD_HTTP_HOST: "0.0.0.0"
+FACEGUARD_HTTP_PORT: {{ .Values.http.port | quote }}
+{{- with .Values.http.threads }}
+FACEGUARD_HTTP_THREADS: {{ . | quote }}
+{{- end }}
+{{- if ne .Values.http.queue nil }}
+FACEGUARD_HTTP_QUEUE: {{ .Values.http.queue | quote }}
+{{- end }}
+FACEGUARD_HTTP_DEADLINE_S: {{ .Values.http.deadlineSeconds | quote }}
+FACEGUARD_HTTP_DRAIN_TIMEOUT_S: {{ .Values.http.drainTimeoutSeconds | quote }}
+FACEGUARD_HTTP_BRIDGE: {{ .Values.http.bridge | toString | quote }}
+FACEGUARD_HTTP_AUTH: {{ .Values.http.auth | quote }}
+FACEGUARD_HTTP_ALLOW_PUBLIC: {{ .Values.http.allowPublic | toString | quote }}
+{{- if eq .Values.http.auth "jwt" }}
+FACEGUARD_JWT_AUDIENCE: {{ .Values.http.jwt.audience | quote }}
+{{- with .Values.http.jwt.issuer }}
+FACEGUARD_JWT_ISSUER: {{ . | quote }}
+{{- end }}
+{{- with .Values.http.jwt.scope }}
+FACEGUARD_JWT_SCOPE: {{ . | quote }}
+{{- end }}
+{{- if .Values.http.jwt.jwksKey }}
+FACEGUARD_JWT_JWKS_FILE: {{ printf "%s/%s" (include "faceguard.jwtDir" .) .Values.http.jwt.jwksKey | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $name, $value := .Values.worker.extraEnv }}
 {{ $name }}: {{ $value | toString | quote }}
 {{- end }}
@@ -136,6 +174,13 @@ FACEGUARD_S3_BUCKETS: {{ . | quote }}
     secretKeyRef:
       name: {{ include "faceguard.saslSecret" . }}
       key: password
+{{- end }}
+{{- if and (include "faceguard.useJwtSecret" .) .Values.http.jwt.hs256SecretKey }}
+- name: FACEGUARD_JWT_HS256_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.http.jwt.existingSecret }}
+      key: {{ .Values.http.jwt.hs256SecretKey }}
 {{- end }}
 {{- if include "faceguard.useS3Secret" . }}
 - name: AWS_ACCESS_KEY_ID
@@ -163,6 +208,15 @@ FACEGUARD_S3_BUCKETS: {{ . | quote }}
     secretName: {{ . }}
     defaultMode: 0440
 {{- end }}
+{{- if and (include "faceguard.useJwtSecret" .) .Values.http.jwt.jwksKey }}
+- name: jwt-keys
+  secret:
+    secretName: {{ .Values.http.jwt.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.http.jwt.jwksKey }}
+        path: {{ .Values.http.jwt.jwksKey }}
+{{- end }}
 {{- end }}
 
 {{- define "faceguard.volumeMounts" -}}
@@ -173,11 +227,25 @@ FACEGUARD_S3_BUCKETS: {{ . | quote }}
   mountPath: {{ include "faceguard.tlsDir" . }}
   readOnly: true
 {{- end }}
+{{- if and (include "faceguard.useJwtSecret" .) .Values.http.jwt.jwksKey }}
+- name: jwt-keys
+  mountPath: {{ include "faceguard.jwtDir" . }}
+  readOnly: true
+{{- end }}
 {{- end }}
 
 {{/* Checks that no schema can express. */}}
 {{- define "faceguard.validate" -}}
-{{- if and (ne .Values.autoscaling.mode "none") (gt (int .Values.autoscaling.maxReplicas) (int .Values.topics.partitions)) }}
+{{- if and (eq .Values.mode "http") (eq .Values.http.auth "off") (not .Values.http.allowPublic) }}
+{{- fail "mode http with http.auth off: set http.auth jwt, or http.allowPublic true when a gateway in front checks every caller" }}
+{{- end }}
+{{- if and (eq .Values.mode "http") (eq .Values.http.auth "jwt") (not .Values.http.jwt.existingSecret) }}
+{{- fail "http.auth jwt needs http.jwt.existingSecret with the token keys (hs256SecretKey and/or jwksKey)" }}
+{{- end }}
+{{- if and (eq .Values.mode "http") (eq .Values.autoscaling.mode "keda") }}
+{{- fail "mode http scales on CPU: set autoscaling.mode hpa (or none); KEDA's lag trigger is for workers" }}
+{{- end }}
+{{- if and (eq .Values.mode "worker") (ne .Values.autoscaling.mode "none") (gt (int .Values.autoscaling.maxReplicas) (int .Values.topics.partitions)) }}
 {{- fail (printf "autoscaling.maxReplicas (%d) exceeds topics.partitions (%d): a worker beyond the partition count sits idle" (int .Values.autoscaling.maxReplicas) (int .Values.topics.partitions)) }}
 {{- end }}
 {{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
