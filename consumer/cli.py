@@ -4,7 +4,7 @@
     faceguard serve                       serve the HTTP API (POST /process, POST /detect, GET /health)
     faceguard probe [live|ready]          ask a running worker's probe server (container health checks)
     faceguard submit PATH_OR_URL...       publish requests (a folder expands to its images)
-    faceguard anonymize INPUT... -o DIR   mask local files without Kafka
+    faceguard anonymize INPUT... -o OUT   mask local files without Kafka
     faceguard topics create               create the topics
     faceguard collect -o DIR              write published outputs into a folder
     faceguard eval [--preset P]...        measure masked faces on annotated photos
@@ -17,33 +17,35 @@ Configuration comes from FACEGUARD_* environment variables (docs/configuration.m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import faulthandler
 import json
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from consumer.commands.arguments import parser
+from consumer.commands.targets import UsageError
 from consumer.config import Settings
-from consumer.detection.strategy import PRESETS, Preset
+from consumer.detection.strategy import PRESETS
 from consumer.engine.heap import configure_heap
 from consumer.errors import FaceguardError, SetupError
-from consumer.observability.health import ProbeCheck
+from consumer.imaging.mask import MaskPolicy
 from consumer.observability.logs import configure_logging, log_format_from_env
+from schemas import MaskOptions
 
 if TYPE_CHECKING:
     from consumer.commands.dlq import DlqFilter
-from schemas import ErrorClass, MaskMethod, MaskOptions, MaskShape
 
 log = logging.getLogger("faceguard")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    configure_logging(log_format_from_env(), args.verbose)
+    args = parser(HANDLERS).parse_args(argv)
+    configure_logging(log_format_from_env(sys.stderr.isatty()), args.verbose)
     # `kill -USR1 <pid>` writes every thread's stack to the log's stream (plain text): what a stuck worker
     # is waiting on, without a debugger in the container.
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
@@ -51,142 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         return int(args.run(settings, args))
+    except UsageError as exc:  # as argparse says a usage error: one line, exit 2
+        print(f"faceguard {args.command_name}: error: {exc}", file=sys.stderr)
+        return 2
     except ValidationError as exc:
-        log.error("invalid configuration: %s", exc)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        log.error("invalid configuration: %s", problems)
     except SetupError as exc:
         log.error("%s", exc)
     except FaceguardError as exc:
         log.error("stopping: %s", exc)
     return 1
-
-
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="faceguard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = top.add_subparsers(required=True, metavar="COMMAND")
-
-    worker = commands.add_parser("worker", help="run a worker in the consumer group")
-    worker.set_defaults(run=cmd_worker)
-
-    serve = commands.add_parser(
-        "serve",
-        help="serve the HTTP API: POST /process, POST /detect, GET /health (FACEGUARD_HTTP_* settings)",
-    )
-    serve.set_defaults(run=cmd_serve)
-
-    probe = commands.add_parser(
-        "probe", help="ask this host's worker (or serve) whether it is live or ready (exit 0: yes)"
-    )
-    probe.add_argument("check", nargs="?", type=ProbeCheck, choices=list(ProbeCheck), default=ProbeCheck.LIVE)
-    probe.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
-    probe.set_defaults(run=cmd_probe)
-
-    submit = commands.add_parser("submit", help="publish image requests")
-    submit.add_argument("targets", nargs="+", metavar="PATH_OR_URL")
-    submit.add_argument(
-        "--attr", action="append", default=[], metavar="KEY=VALUE", help="attribute carried to the outputs"
-    )
-    add_mask_arguments(submit)
-    submit.set_defaults(run=cmd_submit)
-
-    add_anonymize_command(commands)
-
-    topics = commands.add_parser("topics", help="manage the topics")
-    topic_commands = topics.add_subparsers(required=True, metavar="ACTION")
-    create = topic_commands.add_parser("create", help="create the topics that do not exist yet")
-    create.add_argument(
-        "--partitions",
-        type=int,
-        default=6,
-        help="partitions per topic; caps the workers that share the load (default 6)",
-    )
-    create.add_argument("--replication-factor", type=int, default=1, help="use 3 on a production cluster (default 1)")
-    create.set_defaults(run=cmd_topics_create)
-
-    collect = commands.add_parser("collect", help="write published outputs into a folder")
-    collect.add_argument("-o", "--output", type=Path, required=True)
-    collect.add_argument("--expect", type=int, help="stop once this many requests have their outputs")
-    collect.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most (default 60)")
-    collect.set_defaults(run=cmd_collect)
-
-    evaluation = commands.add_parser("eval", help="measure which faces the detector masks, and what else")
-    evaluation.add_argument(
-        "--suite",
-        action="append",
-        choices=["faces", "wider-tune", "nofaces", "large"],
-        help="photo set of ../shared/data (default: faces); repeatable",
-    )
-    evaluation.add_argument(
-        "--split", choices=["all", "even", "odd"], default="all", help="only the even- or odd-numbered photos"
-    )
-    evaluation.add_argument("--annotations", type=Path, default=None, help="an annotations file of yours instead")
-    evaluation.add_argument("--subset", default="wider-val", help="only images of this subset ('' for all)")
-    evaluation.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
-    evaluation.add_argument(
-        "--preset",
-        action="append",
-        type=Preset,
-        choices=list(Preset),
-        help="detection preset to measure; repeat to compare (default: FACEGUARD_PRESET)",
-    )
-    evaluation.add_argument("--json", action="store_true", help="print the figures as JSON too")
-    evaluation.set_defaults(run=cmd_eval)
-
-    dlq = commands.add_parser("dlq", help="inspect and redrive dead letters")
-    dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
-    dlq_list = dlq_commands.add_parser("list", help="print matching dead letters, one line each")
-    add_dlq_filters(dlq_list)
-    dlq_list.add_argument("--json", action="store_true", help="one JSON object per line")
-    dlq_list.set_defaults(run=cmd_dlq_list)
-    dlq_redrive = dlq_commands.add_parser("redrive", help="republish matching dead letters to their original topic")
-    add_dlq_filters(dlq_redrive)
-    dlq_redrive.add_argument("--dry-run", action="store_true", help="print what would be redriven, publish nothing")
-    dlq_redrive.add_argument("--rate", type=float, default=50.0, help="records per second at most (default 50)")
-    dlq_redrive.add_argument(
-        "--max-redrives", type=int, default=3, help="refuse requests redriven this often already (default 3)"
-    )
-    dlq_redrive.set_defaults(run=cmd_dlq_redrive)
-    return top
-
-
-def add_dlq_filters(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--error-class", type=ErrorClass, choices=list(ErrorClass), action="append", default=[], help="repeatable"
-    )
-    command.add_argument("--topic", action="append", default=[], help="original topic (repeatable)")
-    command.add_argument("--since", help="failed at or after: ISO time, or a duration ago such as 2h")
-    command.add_argument("--until", help="failed before: ISO time, or a duration ago such as 10m")
-
-
-def add_anonymize_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    anonymize = commands.add_parser("anonymize", help="mask local image files without Kafka")
-    anonymize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
-    anonymize.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    anonymize.add_argument("--metadata", action="store_true", help="also write <image>.json face metadata")
-    anonymize.add_argument(
-        "--preset", type=Preset, choices=list(Preset), help="detection preset (default: FACEGUARD_PRESET)"
-    )
-    anonymize.add_argument(
-        "--preview",
-        action="store_true",
-        help="draw each candidate (kept faces green, rejected red, with score and probability) instead of masking",
-    )
-    add_mask_arguments(anonymize)
-    anonymize.set_defaults(run=cmd_anonymize)
-
-
-def add_mask_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--method", type=MaskMethod, choices=list(MaskMethod), help="mask method (worker default: blur)"
-    )
-    command.add_argument("--strength", type=float, help="0 < strength <= 1")
-    command.add_argument("--margin", type=float, help="share of the face box added on every side")
-    command.add_argument("--shape", type=MaskShape, choices=list(MaskShape), help="box (default) or ellipse")
-    command.add_argument(
-        "--min-face-probability", type=float, help="mask candidates the verifier gives at least this (lower: more)"
-    )
 
 
 def mask_options(args: argparse.Namespace) -> MaskOptions | None:
@@ -240,6 +117,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         raise SetupError(str(exc)) from exc
     requests = build_requests(refs, mask_options(args), attributes)  # type: ignore[arg-type]
+    reachable_topics(settings, [settings.topic_requests], args.timeout)
     failed = 0
     published = submit(settings.kafka_client_config(), settings.producer_options, settings.topic_requests, requests)
     for request, error in zip(requests, published, strict=True):
@@ -254,23 +132,62 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_anonymize(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.commands.anonymize import FileJob, anonymize_files
+    from consumer.commands.targets import plan
+    from consumer.detection.scan import ScanDetector
+    from consumer.imaging.pixel_budget import PixelBudget
+    from consumer.processing.pipeline import Anonymizer
 
-    job = FileJob(args.inputs, args.output, mask_options(args), args.metadata, settings.worker_id, args.preview)
     strategy = PRESETS[args.preset] if args.preset else settings.strategy
-    try:
-        outcomes = anonymize_files(job, strategy, settings.models_dir, settings.pipeline_options)
-    except FileNotFoundError as exc:
-        raise SetupError(str(exc)) from exc
+    mask = mask_options(args)
+    say_weaker_options(settings.mask_policy, mask, strategy.verify.min_probability if strategy.verify else None)
+    planned = plan(args.inputs, args.output, args.overwrite, args.metadata, args.preview)
+    for source, reason in planned.failed:
+        log.error("%s: not masked: %s", source, reason)
+    for source, reason in planned.skipped:
+        log.info("%s: skipped: %s", source, reason)
+    # On the command line the user is the operator: the options apply as given, weaker ones too (said above).
+    options = dataclasses.replace(
+        settings.pipeline_options, masks=dataclasses.replace(settings.mask_policy, requests_may_weaken=True)
+    )
+    budget = PixelBudget(settings.max_pixels_in_flight)
+    job = FileJob(mask, args.metadata, settings.worker_id, args.jobs, settings.max_image_bytes, args.preview)
+    outcomes = anonymize_files(
+        job, planned.targets, lambda: Anonymizer(ScanDetector(strategy, settings.models_dir), options, budget)
+    )
     for outcome in outcomes:
         if outcome.error:
-            log.error("%s: %s", outcome.source, outcome.error)
-        elif args.preview:
-            print(f"{outcome.output}")
-        else:
-            print(f"{outcome.output}\t{outcome.faces} faces")
-    failed = sum(1 for o in outcomes if o.error)
-    log.info("masked %d of %d images into %s", len(outcomes) - failed, len(outcomes), args.output)
+            log.error("%s: not masked: %s", outcome.source, outcome.error)
+        elif str(outcome.output) != "-":
+            print(f"{outcome.output}" if args.preview else f"{outcome.output}\t{outcome.faces} faces")
+    failed = sum(1 for o in outcomes if o.error) + len(planned.failed)
+    total = len(outcomes) + len(planned.failed)
+    verb = "drew" if args.preview else "masked"
+    others = f" ({len(planned.skipped)} other files skipped)" if planned.skipped else ""
+    log.info("%s %d of %d images into %s%s", verb, total - failed, total, args.output, others)
     return 1 if failed else 0
+
+
+def say_weaker_options(policy: MaskPolicy, mask: MaskOptions | None, preset_probability: float | None) -> None:
+    """Say which options are weaker than the service's defaults: on the command line they are applied."""
+    if mask is None:
+        return
+    default = policy.defaults
+    weaker = []
+    if mask.strength is not None and mask.strength < default.strength:
+        weaker.append(f"--strength {mask.strength:g} (default {default.strength:g})")
+    if mask.margin is not None and mask.margin < default.margin:
+        weaker.append(f"--margin {mask.margin:g} (default {default.margin:g})")
+    if mask.shape is not None and mask.shape is not default.shape and mask.shape.value == "ellipse":
+        weaker.append("--shape ellipse (default box: an ellipse leaves the corners of the box visible)")
+    probability = mask.min_face_probability
+    if probability is not None and preset_probability is not None and probability > preset_probability:
+        weaker.append(f"--min-face-probability {probability:g} (the preset's {preset_probability:g})")
+    if weaker:
+        log.warning(
+            "applying options weaker than the service's defaults: %s. On the command line you are the operator; "
+            "a Kafka or HTTP request asking for the same is raised to the defaults",
+            ", ".join(weaker),
+        )
 
 
 def cmd_topics_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -288,9 +205,18 @@ def cmd_topics_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def reachable_topics(settings: Settings, topics: list[str], timeout_s: float) -> None:
+    """Raises SetupError (one clear line) when the brokers do not answer within `timeout_s` or lack a topic."""
+    from consumer.kafka.admin import missing_topics
+
+    if missing := missing_topics(settings.kafka_client_config(), topics, timeout_s):
+        raise SetupError(f"topics {', '.join(missing)} do not exist: run `faceguard topics create`")
+
+
 def cmd_collect(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.commands.collect import collect
 
+    reachable_topics(settings, settings.topics.outputs, min(args.timeout, 10.0))
     collected = collect(settings.kafka_client_config(), settings.topics, args.output, args.expect, args.timeout)
     print(
         json.dumps(
@@ -301,7 +227,10 @@ def cmd_collect(settings: Settings, args: argparse.Namespace) -> int:
             }
         )
     )
-    return 0 if args.expect is None or collected.finished >= args.expect else 1
+    if args.expect is not None and collected.finished < args.expect:
+        log.error("collected %d of the %d requests expected within %g s", collected.finished, args.expect, args.timeout)
+        return 1
+    return 0
 
 
 def dlq_filter(args: argparse.Namespace) -> DlqFilter:
@@ -383,3 +312,17 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summaries))
     return 0
+
+
+HANDLERS = {
+    "worker": cmd_worker,
+    "serve": cmd_serve,
+    "probe": cmd_probe,
+    "submit": cmd_submit,
+    "anonymize": cmd_anonymize,
+    "topics create": cmd_topics_create,
+    "collect": cmd_collect,
+    "eval": cmd_eval,
+    "dlq list": cmd_dlq_list,
+    "dlq redrive": cmd_dlq_redrive,
+}

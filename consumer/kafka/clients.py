@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumer.errors import SetupError
-from consumer.kafka.messages import consume_available, log_client_error, to_record
+from consumer.kafka.messages import KAFKA_LOG, consume_available, log_client_error, to_record
 from consumer.kafka.options import ClientConfig, ProducerOptions
 from consumer.kafka.producers import OutputProducer
 from consumer.records import OutgoingRecord, Record
@@ -27,6 +27,7 @@ class OutputReader:
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
                 "error_cb": log_client_error,
+                "logger": KAFKA_LOG,
             }
         )
         self._consumer.subscribe(topics)
@@ -53,6 +54,7 @@ def read_snapshot(client: ClientConfig, topic: str, timeout_s: float = 30.0) -> 
             "enable.partition.eof": True,  # the end is where it says so: markers may follow the last record
             "isolation.level": "read_committed",
             "error_cb": log_client_error,
+            "logger": KAFKA_LOG,
         }
     )
     try:
