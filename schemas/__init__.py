@@ -2,6 +2,8 @@
 
 from schemas.events import (
     BLUR_SIGMA,
+    CLOUDEVENT_DATA,
+    CLOUDEVENT_TYPES,
     CONTRACTS,
     STORED_IMAGE_CONTENT_TYPE,
     AppliedMask,
@@ -20,10 +22,13 @@ from schemas.events import (
     SourceRecord,
     StageTimings,
     StoredImage,
+    dataschema_uri,
 )
 
 __all__ = [
     "BLUR_SIGMA",
+    "CLOUDEVENT_DATA",
+    "CLOUDEVENT_TYPES",
     "CONTRACTS",
     "STORED_IMAGE_CONTENT_TYPE",
     "AppliedMask",
@@ -42,4 +47,5 @@ __all__ = [
     "SourceRecord",
     "StageTimings",
     "StoredImage",
+    "dataschema_uri",
 ]

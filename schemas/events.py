@@ -337,3 +337,27 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "retry_headers": RetryHeaders,
     "dead_letter_headers": DeadLetterHeaders,
 }
+
+# CloudEvents (spec 1.0, Kafka binding, binary content mode) on every record Faceguard publishes: the event
+# types, each versioned (a change a consumer of v1 cannot read is a new type, v2), and the URI naming the
+# contract of each event's data in `ce_dataschema` (docs/events.md).
+CLOUDEVENT_TYPES: dict[str, str] = {
+    "image_masked": "dev.faceguard.image.masked.v1",  # the masked image itself (its content type says which)
+    "image_stored": "dev.faceguard.image.stored.v1",  # a StoredImage: where the claim check put the image
+    "faces_detected": "dev.faceguard.faces.detected.v1",  # a FaceMetadataEvent
+    "request_retried": "dev.faceguard.request.retried.v1",  # the ImageRequest again, on a retry tier
+    "request_dead_lettered": "dev.faceguard.request.dead_lettered.v1",  # the ImageRequest, given up on
+}
+# The contract whose JSON Schema describes each event type's data (None: an image).
+CLOUDEVENT_DATA: dict[str, str | None] = {
+    "image_masked": None,
+    "image_stored": "stored_image",
+    "faces_detected": "face_metadata_event",
+    "request_retried": "image_request",
+    "request_dead_lettered": "image_request",
+}
+
+
+def dataschema_uri(contract: str) -> str:
+    """The `ce_dataschema` naming a contract's JSON Schema (the file schemas/<contract>.schema.json)."""
+    return f"urn:faceguard:schema:{contract}:v1"

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from schemas.events import CONTRACTS
+from schemas.events import CLOUDEVENT_DATA, CLOUDEVENT_TYPES, CONTRACTS, dataschema_uri
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 
@@ -21,6 +21,9 @@ def render(name: str) -> str:
     schema = CONTRACTS[name].model_json_schema(by_alias=True, mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"faceguard/{name}.schema.json"
+    if types := sorted(CLOUDEVENT_TYPES[kind] for kind, data in CLOUDEVENT_DATA.items() if data == name):
+        # The CloudEvents whose data this contract describes, and the URI they name it by (ce_dataschema).
+        schema["x-cloudevents"] = {"types": types, "dataschema": dataschema_uri(name)}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from consumer.errors import ProcessingBug, RecordFailure
 from consumer.processing.claim_check import ClaimCheck
+from consumer.processing.envelope import enveloped, request_id_of, source_of
 from consumer.processing.outcome import Outcome, OutcomeKind
 from consumer.processing.outputs import (
     FailedRecord,
@@ -74,7 +75,9 @@ class RecordProcessor:
                 timings=None if result is None else result.timings,
             )
         )
-        return dataclasses.replace(outcome, outputs=traced(outcome.outputs, span.context))
+        source, topics = source_of(self._outputs.group_id), self._outputs.topics
+        events = enveloped(outcome.outputs, record, request_id_of(outcome.outputs), source, topics)
+        return dataclasses.replace(outcome, outputs=traced(events, span.context))
 
     def _outcome(self, record: Record, trace: TraceContext) -> Outcome:
         request = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from consumer.errors import InvalidRequest
+from consumer.processing.envelope import request_value
 from consumer.records import Record
 from schemas import ImageRequest
 
@@ -35,25 +36,36 @@ class RequestLimits:
 
 
 def parse_request(record: Record, limits: RequestLimits) -> ImageRequest:
-    """The request in `record`'s value. Raises InvalidRequest with a readable reason, and nothing else."""
+    """The request in `record`'s value (or in the CloudEvent it is: `envelope.request_value`). Raises
+    InvalidRequest with a readable reason, and nothing else."""
     if record.key is not None and len(record.key) > limits.max_key_bytes:
         raise InvalidRequest(f"the key has {len(record.key)} bytes, over the limit of {limits.max_key_bytes}")
-    return parse_request_value(record.value, limits)
+    check_bounds(record.value, limits)  # before the envelope is read: a CloudEvent is JSON too
+    value, default_id = request_value(record)
+    return parse_request_value(value, limits, default_id)
 
 
-def parse_request_value(value: bytes | None, limits: RequestLimits) -> ImageRequest:
-    """The request in a record's `value` (or an HTTP body). Raises InvalidRequest with a readable reason."""
+def check_bounds(value: bytes | None, limits: RequestLimits) -> None:
     if not value:
         raise InvalidRequest("the record has no value; expected an ImageRequest JSON object")
     if len(value) > limits.max_value_bytes:
         raise InvalidRequest(f"the value has {len(value)} bytes, over the limit of {limits.max_value_bytes}")
     check_depth(value, limits.max_depth)
+
+
+def parse_request_value(value: bytes | None, limits: RequestLimits, default_id: str | None = None) -> ImageRequest:
+    """The request in a record's `value` (or an HTTP body); `default_id` is the id of one that names none.
+    Raises InvalidRequest with a readable reason."""
+    check_bounds(value, limits)
+    assert value is not None  # check_bounds refused an empty one
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"the value is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     payload = load_json(text, limits.max_number_chars)
     check_strings(payload)
+    if default_id and isinstance(payload, dict) and "request_id" not in payload:
+        payload["request_id"] = default_id
     try:
         return ImageRequest.model_validate(payload)
     except ValidationError as exc:
