@@ -46,17 +46,15 @@ class PipelineOptions:
 
 
 @dataclass(frozen=True)
-class AnonymizedImage:
-    """A masked image and what was done to it."""
+class FoundFaces:
+    """The faces in an image and the masks that would hide them (`Anonymizer.find`): nothing masked."""
 
-    data: bytes
-    format: ImageFormat
+    format: ImageFormat  # of the output, for a masked image
     width: int
     height: int
     faces: list[Face]
     timings: StageTimings
     input_sha256: str
-    output_sha256: str
 
     @property
     def processing_time_ms(self) -> float:
@@ -64,16 +62,12 @@ class AnonymizedImage:
         return t.fetch_ms + t.decode_ms + t.detect_ms + t.mask_ms + t.encode_ms
 
 
-@dataclass(frozen=True)
-class FoundFaces:
-    """The faces in an image and the masks that would hide them (`Anonymizer.find`): nothing masked."""
+@dataclass(frozen=True, kw_only=True)
+class AnonymizedImage(FoundFaces):
+    """A masked image and what was done to it."""
 
-    format: ImageFormat
-    width: int
-    height: int
-    faces: list[Face]
-    timings: StageTimings
-    input_sha256: str
+    data: bytes
+    output_sha256: str
 
 
 class Anonymizer:

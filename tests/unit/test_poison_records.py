@@ -134,7 +134,7 @@ def test_a_dead_letter_fits_in_a_record_whatever_the_request_was() -> None:
 
 def test_a_metadata_event_over_the_record_limit_is_refused() -> None:
     timings = StageTimings(fetch_ms=0, decode_ms=0, detect_ms=0, mask_ms=0, encode_ms=0)
-    result = AnonymizedImage(b"img", ImageFormat.PNG, 10, 10, [], timings, "0" * 64, "0" * 64)
+    result = AnonymizedImage(ImageFormat.PNG, 10, 10, [], timings, "0" * 64, data=b"img", output_sha256="0" * 64)
     event = FaceMetadataEvent.model_validate(_event_fields(faces=0))
     small = Settings(inline_max_bytes=1024).output_options
     fitting = success_records(small, result, event)
