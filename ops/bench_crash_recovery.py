@@ -41,17 +41,12 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2, help="processing threads of the worker")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as work:
-        broker = kafka_local.Broker(Path(work) / "broker")
-        bootstrap = kafka_local.start(broker, 0, 120.0)
-        try:
-            print(f"{'stop':<8} {'images/s 10 s before':>21} {'first 20 s after':>17} {'next 20 s':>10} {'counts'}")
-            failed = 0
-            for stop in (signal.SIGKILL, signal.SIGTERM):
-                failed += run(args, Path(work) / stop.name, bootstrap, stop)
-            return 1 if failed else 0
-        finally:
-            kafka_local.stop(broker, 30.0)
+    with tempfile.TemporaryDirectory() as work, kafka_local.running(Path(work) / "broker") as bootstrap:
+        print(f"{'stop':<8} {'images/s 10 s before':>21} {'first 20 s after':>17} {'next 20 s':>10} {'counts'}")
+        failed = 0
+        for stop in (signal.SIGKILL, signal.SIGTERM):
+            failed += run(args, Path(work) / stop.name, bootstrap, stop)
+        return 1 if failed else 0
 
 
 def run(args: argparse.Namespace, work: Path, bootstrap: str, stop: signal.Signals) -> int:

@@ -66,13 +66,8 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1, help="processing threads per worker")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as work:
-        broker = kafka_local.Broker(Path(work) / "broker")
-        bootstrap = kafka_local.start(broker, 0, 120.0)
-        try:
-            return run(args, Path(work), bootstrap)
-        finally:
-            kafka_local.stop(broker, 30.0)
+    with tempfile.TemporaryDirectory() as work, kafka_local.running(Path(work) / "broker") as bootstrap:
+        return run(args, Path(work), bootstrap)
 
 
 def run(args: argparse.Namespace, work: Path, bootstrap: str) -> int:

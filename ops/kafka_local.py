@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import os
 import random
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,6 +317,17 @@ def accepts(broker: Broker) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex(("127.0.0.1", broker.port() or 0)) == 0
+
+
+@contextlib.contextmanager
+def running(folder: Path, start_timeout: float = 120.0, stop_timeout: float = 30.0) -> Iterator[str]:
+    """A broker of its own in `folder`, on a free loopback port: yields its bootstrap address, stops it after."""
+    broker = Broker(folder)
+    bootstrap = start(broker, 0, start_timeout)
+    try:
+        yield bootstrap
+    finally:
+        stop(broker, stop_timeout)
 
 
 def stop(broker: Broker, timeout: float) -> None:
