@@ -142,7 +142,11 @@ class Settings(BaseSettings):
     )
 
     # Observability.
-    log_format: LogFormat = Field(LogFormat.JSON, description="json: one object per line; text: for a terminal.")
+    log_format: LogFormat | None = Field(
+        None,
+        description="json (one object per line) or text; unset: text when the command runs at a terminal, else json. "
+        "Read before the other settings (`logs.log_format_from_env`) so that their errors are logged in it.",
+    )
     probe_port: int = Field(9400, ge=0, le=65535, description="Serves /metrics, /healthz and /readyz; 0: off.")
     stuck_after_s: float = Field(
         300.0, gt=0, description="A processing thread on one record this long makes the worker not live."

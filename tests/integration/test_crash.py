@@ -58,3 +58,9 @@ def test_sigkill_at_random_moments_loses_nothing(make_stack: MakeStack, guarante
     if guarantee == "exactly_once":
         twice = [i for i in ids if len(outputs.masked[i]) != 1 or len(outputs.metadata[i]) != 1]
         assert not twice, f"{len(twice)} requests published more than once ({context})"
+    # At least once, a request whose worker died after publishing is published again: with the same
+    # CloudEvents id, so a consumer keeping one event per (ce_source, ce_id) has each request once.
+    for records in (outputs.masked, outputs.metadata):
+        for request_id in ids:
+            event_ids = {dict(r.headers)["ce_id"] for r in records[request_id]}
+            assert len(event_ids) == 1, f"{request_id}: {len(records[request_id])} records, ids {event_ids} ({context})"
