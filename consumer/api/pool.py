@@ -62,7 +62,8 @@ class Job(Generic[T]):
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
     deadline: float  # time.monotonic()
-    abandoned: bool = False
+    started: bool = False  # a thread took it
+    abandoned: bool = False  # its request stopped waiting (deadline, or the client went away)
 
     def settle(self, result: Any = None, error: BaseException | None = None) -> None:
         def resolve() -> None:
@@ -128,11 +129,19 @@ class RequestPool:
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), timeout_s)
         except TimeoutError:
-            job.abandoned = True
+            self._abandon(job)
             raise DeadlinePassed from None
         except asyncio.CancelledError:  # the client went away
-            job.abandoned = True
+            self._abandon(job)
             raise
+
+    def _abandon(self, job: Job[Any]) -> None:
+        """Its request stopped waiting: work not started gives its place in the queue back at once (a thread
+        that takes it later drops it); work under way finishes, unheard."""
+        with self.state.lock:
+            job.abandoned = True
+            if not job.started:
+                self.state.queued -= 1
 
     def close(self) -> None:
         """Let the threads finish the work queued, then stop them."""
@@ -153,6 +162,9 @@ class RequestPool:
         try:
             while (job := self._queue.get()) is not None:
                 with self.state.lock:
+                    if job.abandoned:  # its place in the queue was given back when its request gave up
+                        continue
+                    job.started = True
                     self.state.queued -= 1
                     self.state.busy += 1
                 try:
@@ -164,7 +176,7 @@ class RequestPool:
             bench.close()
 
     def _work(self, bench: Bench, job: Job[Any]) -> None:
-        if job.abandoned or time.monotonic() > job.deadline:
+        if time.monotonic() > job.deadline:  # its request is about to hear DeadlinePassed: not worth starting
             job.settle(error=DeadlinePassed())
             return
         try:
