@@ -317,11 +317,16 @@ class Worker:
             return
         record = self._ready[0]
         partition = record.partition_key
-        self._care.passed(partition, record.offset)  # the records before it finished
         if self._tracker.head(partition) != record.offset:
             self.delivery.commit(force=True)
             if self._tracker.head(partition) != record.offset:
                 return  # an earlier record awaits its acknowledgement (at least once): next turn
+        # Only now, the records before it committed, may care end: a death after it must not be charged to
+        # the record just processed carefully (its commit could still have been on its way).
+        self._care.passed(partition, record.offset)
+        if not self._care.careful:
+            self._dispatch()
+            return
         if self.delivery.charged(partition) != record.offset and not self.delivery.mark({partition: record.offset}):
             return
         self._submit(self._ready.popleft())
