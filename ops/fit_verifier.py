@@ -2,7 +2,7 @@
 """Fit the verifier's model on annotated photos, report it on photos it was not fitted on, and write it.
 
     .venv/bin/python ops/fit_verifier.py [--annotations FILE] [--preset balanced] [--limit N] [--c C]
-                                         [--write consumer/detection/verifier-v1.json]
+                                         [--write consumer/detection/verifier-v2.json]
 
 Runs the preset's proposal stage (its passes and second look, no verification)
 over `wider-tune/` (800 WIDER val photos, disjoint from `faces/`), computes each
@@ -50,7 +50,17 @@ from consumer.imaging.decode import decode_image  # noqa: E402
 TUNE = REPO.parent / "shared" / "data" / "wider-tune" / "annotations.jsonl"
 CACHE = REPO / ".cache" / "verifier"
 FACE_IOU, NOT_FACE_IOU = 0.3, 0.2
-FIRST = ("bias", "score", "presence", "log_height", "score*log_height", "presence*log_height")
+FIRST = (
+    "bias",
+    "score",
+    "presence",
+    "log_height",
+    "score*log_height",
+    "presence*log_height",
+    "skin",
+    "sat",
+    "skin*log_height",
+)
 SECOND = (*FIRST, "relook", "relook*log_height")
 DOUBT = (0.15, 0.6)  # first-stage probabilities relooked and decided by the second stage
 HEIGHTS = ((16, 32), (32, 64), (64, 128), (128, 10**6))
@@ -156,7 +166,7 @@ def main() -> int:
     report(odd, 1 / (1 + np.exp(-(matrix(odd, FIRST) @ first))))
     if args.write:
         entry = {
-            "version": f"verifier-{datetime.date.today().isoformat()}",
+            "version": f"{args.write.stem}-{datetime.date.today().isoformat()}",  # verifier-v2-2026-12-06
             "first": {"features": list(FIRST), "weights": [round(float(w), 6) for w in first]},
             "second": {"features": list(SECOND), "weights": [round(float(w), 6) for w in second]},
             "doubt": list(DOUBT),

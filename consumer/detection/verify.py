@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from consumer.detection.colour import colour_features
 from consumer.detection.crops import padded_square, rgb_view
 from consumer.detection.model_files import MODEL_FILES, ModelKind, verified_model_path
 from consumer.detection.network import FaceDetector, native_stderr_silenced
@@ -40,8 +41,8 @@ from consumer.errors import ModelFileError
 from consumer.imaging.decode import to_rgb8
 from consumer.imaging.types import Box, Detection, Pixels, Point
 
-VERIFIER_FILE = Path(__file__).with_name("verifier-v1.json")
-VERIFIER_SHA256 = "cc777badc925666ab5418afeaa4aa3a04391f1a2e4626c195a211dd0d448e6d4"
+VERIFIER_FILE = Path(__file__).with_name("verifier-v2.json")
+VERIFIER_SHA256 = "aee92d18e93da53c610eb701b93af21cac76db070ee931be589307c4641759bc"
 ZOOMS = (1.5,)  # crop sides, in multiples of the candidate's longer side (a crop at 2.0 added nothing measurable)
 LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before their logit
 
@@ -50,7 +51,8 @@ LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before the
 # `presence_z`: FaceMesh's presence logit on the crop at zoom z; `presence`: the larger of those; `eye_error`:
 # how far FaceMesh's eyes lie from the detector's (the nearer of the zooms, in crop sides); `support`: log2 of
 # the detections merged into the candidate (passes, overlapping tiles); `log_height`: log2 of its height in
-# pixels; `aspect`: width over height. Products of two are named `a*b`.
+# pixels; `aspect`: width over height; `skin` and `sat`: the colour of its middle (`colour_features`). Products of
+# two are named `a*b`.
 BASE_FEATURES = (
     "bias",
     "score",
@@ -61,6 +63,8 @@ BASE_FEATURES = (
     "support",
     "log_height",
     "aspect",
+    "skin",
+    "sat",
 )
 
 
@@ -137,8 +141,9 @@ class Look:
     eye_error: float  # how far its eyes are from the detector's, in crop sides (1.0 without the detector's eyes)
 
 
-def candidate_features(detection: Detection, looks: dict[float, Look]) -> dict[str, float]:
-    """The values of the base features for `detection` but the relook, given FaceMesh's look at each zoom."""
+def candidate_features(detection: Detection, looks: dict[float, Look], colour: dict[str, float]) -> dict[str, float]:
+    """The values of the base features for `detection` but the relook, given FaceMesh's look at each zoom and
+    the colour of its middle (`colour_features`)."""
     box = detection.box
     return {
         "bias": 1.0,
@@ -149,6 +154,8 @@ def candidate_features(detection: Detection, looks: dict[float, Look]) -> dict[s
         "support": math.log2(detection.support),
         "log_height": math.log2(max(box.h, 1)),
         "aspect": box.w / max(box.h, 1),
+        "skin": colour["skin"],
+        "sat": colour["sat"],
     }
 
 
@@ -284,7 +291,9 @@ class Looker:
 
     def features(self, pixels: Pixels, detection: Detection) -> dict[str, float]:
         """The base features of `detection` (`BASE_FEATURES`) but the relook, looked at in `pixels`."""
-        return candidate_features(detection, looks(self._mesh, pixels, detection))
+        return candidate_features(
+            detection, looks(self._mesh, pixels, detection), colour_features(pixels, detection.box)
+        )
 
     def relook(self, pixels: Pixels, detection: Detection) -> float:
         """The `relook` feature of `detection`: the full-range detector's score for it, as a logit."""

@@ -1,0 +1,46 @@
+"""The colour features the verifier weighs: skin share and saturation of a candidate's middle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from consumer.detection.colour import colour_features
+from consumer.imaging.types import Box
+
+SKIN_BGR = (120, 150, 210)  # a light skin tone (Cr about 155, Cb about 100)
+DARK_SKIN_BGR = (50, 80, 130)
+WATER_BGR = (200, 120, 40)
+
+
+def canvas(colour: tuple[int, int, int], size: int = 100) -> np.ndarray:
+    return np.full((size, size, 3), colour, np.uint8)
+
+
+@pytest.mark.parametrize("bgr", [SKIN_BGR, DARK_SKIN_BGR])
+def test_skin_tones_count_as_skin(bgr: tuple[int, int, int]) -> None:
+    features = colour_features(canvas(bgr), Box(30, 30, 40, 40))
+    assert features["skin"] == 1.0
+    assert 0.2 < features["sat"] < 0.8
+
+
+def test_water_and_grey_are_not_skin_and_grey_has_no_saturation() -> None:
+    assert colour_features(canvas(WATER_BGR), Box(30, 30, 40, 40))["skin"] == 0.0
+    grey = colour_features(canvas((128, 128, 128)), Box(30, 30, 40, 40))
+    assert grey == {"skin": 0.0, "sat": 0.0}
+
+
+def test_only_the_middle_of_the_box_is_measured() -> None:
+    pixels = canvas(WATER_BGR)
+    pixels[38:62, 38:62] = SKIN_BGR  # the middle 0.6 of a 40-px box centred at 50 is 24 px: exactly this square
+    assert colour_features(pixels, Box(30, 30, 40, 40))["skin"] == 1.0
+    assert colour_features(pixels, Box(0, 0, 40, 40))["skin"] == 0.0
+
+
+def test_gray_and_16_bit_images_and_boxes_off_the_image() -> None:
+    gray = np.full((50, 50), 90, np.uint8)
+    assert colour_features(gray, Box(10, 10, 20, 20)) == {"skin": 0.0, "sat": 0.0}
+    deep = (canvas(SKIN_BGR).astype(np.uint16) << 8) | 0x80
+    assert colour_features(deep, Box(30, 30, 40, 40))["skin"] == 1.0
+    assert colour_features(canvas(SKIN_BGR), Box(300, 300, 40, 40)) == {"skin": 0.0, "sat": 0.0}
+    assert colour_features(canvas(SKIN_BGR), Box(90, 90, 40, 40))["skin"] == 1.0  # clipped to the image
