@@ -97,7 +97,7 @@ def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.observability.health import ask_probe
 
     answer = ask_probe(settings.probe_port, args.check, args.timeout)
-    if not answer.ok and answer.body.startswith('{"status": "failing", "probes"'):  # no worker answered here:
+    if not answer.answered:  # no worker answered here:
         answer = ask_probe(settings.http_port, args.check, args.timeout)  # `serve` answers on its own port
     print(answer.body)
     return 0 if answer.ok else 1

@@ -227,21 +227,21 @@ def face_json(face: Face) -> dict[str, object]:
     }
 
 
-def common_json(result: FoundFaces, rid: str) -> dict[str, object]:
+def common_json(result: FoundFaces, rid: str, image: dict[str, object] | None = None) -> dict[str, object]:
+    """The JSON both routes answer with; `image` adds to the image's description."""
     return {
         "request_id": rid,
         "faces": [face_json(face) for face in result.faces],
         "total_count": len(result.faces),
         "processing_time_ms": round(result.processing_time_ms, 3),
-        "image": {"width": result.width, "height": result.height, "format": result.format.value},
+        "image": {"width": result.width, "height": result.height, "format": result.format.value, **(image or {})},
         "timings": result.timings.model_dump(mode="json"),
         "input_sha256": result.input_sha256,
     }
 
 
 def process_json(result: AnonymizedImage, rid: str) -> dict[str, object]:
-    body = common_json(result, rid)
-    body["image"] = {**body["image"], "content_type": result.format.content_type}  # type: ignore[dict-item]
+    body = common_json(result, rid, {"content_type": result.format.content_type})
     return {**body, "output_sha256": result.output_sha256, "output_bytes": len(result.data)}
 
 
@@ -263,7 +263,8 @@ def add_problem_handlers(app: FastAPI, metrics: HttpMetrics) -> None:
     """Every error leaves as a problem document; 503s are counted by reason."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
-        problem = exc if isinstance(exc, Problem) else problem_of(exc)  # type: ignore[arg-type]
+        assert isinstance(exc, Problem | FaceguardError)  # the two types this handler is registered for
+        problem = exc if isinstance(exc, Problem) else problem_of(exc)
         if problem.status == 503 and problem.reason in ("at_capacity", "deadline"):
             metrics.refused.labels(problem.reason).inc()
         return problem_response(problem, request.url.path)

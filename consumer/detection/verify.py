@@ -43,29 +43,16 @@ from consumer.imaging.types import Box, Detection, Pixels, Point
 
 VERIFIER_FILE = Path(__file__).with_name("verifier-v2.json")
 VERIFIER_SHA256 = "aee92d18e93da53c610eb701b93af21cac76db070ee931be589307c4641759bc"
-ZOOMS = (1.5,)  # crop sides, in multiples of the candidate's longer side (a crop at 2.0 added nothing measurable)
+ZOOM = 1.5  # FaceMesh's crop side, in multiples of the candidate's longer side (a second crop at 2.0 added nothing)
 LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before their logit
 
 # The features the model may weigh, by name (`candidate_features`). `score`: the detector's score as a logit;
 # `relook`: the full-range detector's score for the candidate on a crop 6 times its size, as a logit;
-# `presence_z`: FaceMesh's presence logit on the crop at zoom z; `presence`: the larger of those; `eye_error`:
-# how far FaceMesh's eyes lie from the detector's (the nearer of the zooms, in crop sides); `support`: log2 of
-# the detections merged into the candidate (passes, overlapping tiles); `log_height`: log2 of its height in
-# pixels; `aspect`: width over height; `skin` and `sat`: the colour of its middle (`colour_features`). Products of
-# two are named `a*b`.
-BASE_FEATURES = (
-    "bias",
-    "score",
-    "relook",
-    *(f"presence_{zoom:g}" for zoom in ZOOMS),
-    "presence",
-    "eye_error",
-    "support",
-    "log_height",
-    "aspect",
-    "skin",
-    "sat",
-)
+# `presence`: FaceMesh's presence logit on the upright crop; `log_height`: log2 of its height in pixels; `skin`
+# and `sat`: the colour of its middle (`colour_features`). Products of two are named `a*b`. (FaceMesh's eyes
+# against the detector's, the detections merged into a candidate, its aspect and a second zoom were measured
+# and added nothing: docs/detection.md.)
+BASE_FEATURES = ("bias", "score", "relook", "presence", "log_height", "skin", "sat")
 
 
 @dataclass(frozen=True)
@@ -133,27 +120,14 @@ def logit(score: float) -> float:
     return math.log(score / (1 - score))
 
 
-@dataclass(frozen=True)
-class Look:
-    """What FaceMesh says of the crop around a candidate at one zoom."""
-
-    presence: float  # the face-presence logit (positive: a face fills the crop)
-    eye_error: float  # how far its eyes are from the detector's, in crop sides (1.0 without the detector's eyes)
-
-
-def candidate_features(detection: Detection, looks: dict[float, Look], colour: dict[str, float]) -> dict[str, float]:
-    """The values of the base features for `detection` but the relook, given FaceMesh's look at each zoom and
-    the colour of its middle (`colour_features`)."""
-    box = detection.box
+def candidate_features(detection: Detection, presence: float, colour: dict[str, float]) -> dict[str, float]:
+    """The values of the base features for `detection` but the relook, given FaceMesh's presence logit on its
+    crop and the colour of its middle (`colour_features`)."""
     return {
         "bias": 1.0,
         "score": logit(detection.score),
-        **{f"presence_{zoom:g}": look.presence for zoom, look in looks.items()},
-        "presence": max(look.presence for look in looks.values()),
-        "eye_error": min(look.eye_error for look in looks.values()),
-        "support": math.log2(detection.support),
-        "log_height": math.log2(max(box.h, 1)),
-        "aspect": box.w / max(box.h, 1),
+        "presence": presence,
+        "log_height": math.log2(max(detection.box.h, 1)),
         "skin": colour["skin"],
         "sat": colour["sat"],
     }
@@ -194,12 +168,8 @@ def crop_square(pixels: Pixels, centre: Point, span: float, angle: float, side: 
     return cv2.warpAffine(region, matrix, (side, side), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
 
 
-# FaceMesh landmarks at the corners of each eye: the subject's right eye (33, 133), then the left (362, 263).
-RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS = (33, 133), (362, 263)
-
-
 class FaceMesh:
-    """FaceMesh on 192-px RGB crops: the face-presence logit and the eyes. One per thread, like the detectors."""
+    """FaceMesh on 192-px RGB crops: the face-presence logit. One per thread, like the detectors."""
 
     def __init__(self, models_dir: Path) -> None:
         """Raises ModelFileError when the model file is missing or altered."""
@@ -210,7 +180,7 @@ class FaceMesh:
             self._interpreter.allocate_tensors()
         self._input_index = self._interpreter.get_input_details()[0]["index"]
         outputs = {int(np.prod(o["shape"])): o["index"] for o in self._interpreter.get_output_details()}
-        self._presence_index, self._landmarks_index = outputs[1], outputs[468 * 3]
+        self._presence_index = outputs[1]  # the other output, 468 landmarks, is not read
         self._input = np.zeros((1, self.side, self.side, 3), np.float32)
         self.presence(np.zeros((self.side, self.side, 3), np.uint8))  # the first inference prepares the delegate
 
@@ -222,33 +192,17 @@ class FaceMesh:
             self._interpreter.invoke()
         return float(self._interpreter.get_tensor(self._presence_index).reshape(-1)[0])
 
-    def eyes(self) -> tuple[Point, Point]:
-        """The centres of the subject's right and left eye in the last crop, in crop pixels."""
-        landmarks = self._interpreter.get_tensor(self._landmarks_index).reshape(468, 3)
-        right, left = landmarks[list(RIGHT_EYE_CORNERS), :2].mean(0), landmarks[list(LEFT_EYE_CORNERS), :2].mean(0)
-        return Point(float(right[0]), float(right[1])), Point(float(left[0]), float(left[1]))
-
     def close(self) -> None:
         vars(self).pop("_interpreter", None)
 
 
-def look(mesh: FaceMesh, pixels: Pixels, detection: Detection, zoom: float) -> Look:
-    """FaceMesh on the crop around `detection`, `zoom` times its longer side, turned upright from its eyes."""
+def presence_of(mesh: FaceMesh, pixels: Pixels, detection: Detection) -> float:
+    """FaceMesh's presence logit on the crop around `detection`, `ZOOM` times its longer side, turned upright
+    from its eyes."""
     box: Box = detection.box
-    span, angle = zoom * max(box.w, box.h), upright_angle(detection.eyes)
-    presence = mesh.presence(crop_square(pixels, box.centre, span, angle, mesh.side))
-    if detection.eyes is None:
-        return Look(presence, 1.0)
-    matrix = crop_transform(box.centre, span, angle, mesh.side)
-    expected = [matrix @ np.array([p.x, p.y, 1.0]) for p in detection.eyes]
-    found = mesh.eyes()
-    error = sum(math.dist((f.x, f.y), (e[0], e[1])) for f, e in zip(found, expected, strict=True)) / 2
-    return Look(presence, min(1.0, error / mesh.side))
-
-
-def looks(mesh: FaceMesh, pixels: Pixels, detection: Detection) -> dict[float, Look]:
-    """FaceMesh's look at the crop around `detection` at each zoom."""
-    return {zoom: look(mesh, pixels, detection, zoom) for zoom in ZOOMS}
+    return mesh.presence(
+        crop_square(pixels, box.centre, ZOOM * max(box.w, box.h), upright_angle(detection.eyes), mesh.side)
+    )
 
 
 RELOOK_ZOOM = 6.0  # the relook's crop side, in multiples of the candidate's longer side
@@ -292,7 +246,7 @@ class Looker:
     def features(self, pixels: Pixels, detection: Detection) -> dict[str, float]:
         """The base features of `detection` (`BASE_FEATURES`) but the relook, looked at in `pixels`."""
         return candidate_features(
-            detection, looks(self._mesh, pixels, detection), colour_features(pixels, detection.box)
+            detection, presence_of(self._mesh, pixels, detection), colour_features(pixels, detection.box)
         )
 
     def relook(self, pixels: Pixels, detection: Detection) -> float:

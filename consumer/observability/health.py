@@ -85,12 +85,13 @@ class ProbeCheck(StrEnum):
 class ProbeAnswer:
     ok: bool
     body: str
+    answered: bool = True  # False: nothing answered on the port (or probes are off), so `body` is ours
 
 
 def ask_probe(port: int, check: ProbeCheck, timeout_s: float, host: str = "127.0.0.1") -> ProbeAnswer:
     """What a worker's probe server on this host says: the container health check without curl."""
     if port == 0:
-        return ProbeAnswer(False, '{"status": "failing", "probes": "off (FACEGUARD_PROBE_PORT=0)"}')
+        return ProbeAnswer(False, '{"status": "failing", "probes": "off (FACEGUARD_PROBE_PORT=0)"}', answered=False)
     url = f"http://{host}:{port}{check.path}"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
@@ -98,7 +99,8 @@ def ask_probe(port: int, check: ProbeCheck, timeout_s: float, host: str = "127.0
     except urllib.error.HTTPError as exc:  # 503: the body says why
         return ProbeAnswer(False, exc.read().decode(errors="replace"))
     except OSError as exc:
-        return ProbeAnswer(False, json.dumps({"status": "failing", "probes": f"no answer on port {port}: {exc}"}))
+        body = json.dumps({"status": "failing", "probes": f"no answer on port {port}: {exc}"})
+        return ProbeAnswer(False, body, answered=False)
 
 
 class ProbeServer:
