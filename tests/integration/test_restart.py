@@ -31,9 +31,17 @@ def large_photos() -> list[str]:
 
 
 def committed_offsets(stack: Stack) -> dict[int, int]:
-    """The group's committed offset per partition of the requests topic (-1001 when none)."""
+    """The group's committed offset per partition of the requests topic (-1001 when none): the last stable ones.
+    Read uncommitted, so that the offset fetch does not ask for stable offsets (KIP-447's require_stable, which
+    librdkafka sets under read_committed): a killed worker's open transaction holds offsets the broker keeps
+    pending until the transaction is aborted, and a fetch requiring stable offsets waits for that (seen timing
+    out after 10 s on a loaded machine). Without it the broker answers with the offsets last committed."""
     consumer = Consumer(
-        {"bootstrap.servers": stack.settings.kafka_bootstrap_servers, "group.id": stack.settings.group_id}
+        {
+            "bootstrap.servers": stack.settings.kafka_bootstrap_servers,
+            "group.id": stack.settings.group_id,
+            "isolation.level": "read_uncommitted",
+        }
     )
     try:
         wanted = [TopicPartition(stack.settings.topic_requests, p) for p in range(PARTITIONS)]
