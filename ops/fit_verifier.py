@@ -8,7 +8,7 @@ Runs the preset's proposal stage (its passes and second look, no verification)
 over `wider-tune/` (800 WIDER val photos, disjoint from `faces/`), computes each
 candidate's features (`consumer/detection/verify.py`: the detector's score,
 FaceMesh's presence logit on the upright crop, the full-range relook's score,
-size) and labels it a face when it overlaps an annotated face by IoU >= 0.3,
+size, the colour of its middle) and labels it a face when it overlaps an annotated face by IoU >= 0.3,
 not a face when by < 0.2 (those in between are left out). Two logistic
 regressions (scikit-learn) are fitted on the even-numbered photos: the first
 stage on what FaceMesh and the detector say, the second also on the relook,
