@@ -17,7 +17,9 @@ images, and is scored the same way twice: with its own default mask scale (1.3:
 each side grown by 30% of the box), as its masks cover faces, and on its bare
 boxes. Both run on one core (LiteRT runs single-threaded here; deface's
 OpenCV network is held to one thread), so the detection times compare CPU per
-image. The peer is never needed by the test suite.
+image. The peer is never needed by the test suite. With `--monochrome`, every
+photo is first turned gray (a copy in a temporary folder, which both read): what
+a black-and-white archive gets.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
+
+import cv2
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -86,6 +91,20 @@ def run_deface(images: list[AnnotatedImage]) -> dict[str, Report]:
     return {"deface masks": masks, "deface boxes": boxes_only}
 
 
+def gray_copies(images: list[AnnotatedImage], folder: Path) -> list[AnnotatedImage]:
+    """`images` turned gray: 8-bit grayscale copies in `folder` (JPEG quality 95; PNG stays PNG)."""
+    copies = []
+    for index, image in enumerate(images):
+        gray = cv2.imread(str(image.path), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise SystemExit(f"eval-recall: cannot read {image.path}")
+        suffix = ".png" if image.path.suffix.lower() == ".png" else ".jpg"
+        path = folder / f"{index:05d}-{image.path.stem}{suffix}"
+        cv2.imwrite(str(path), gray, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        copies.append(dataclasses.replace(image, path=path))
+    return copies
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -101,11 +120,15 @@ def main() -> int:
     )
     parser.add_argument("--preset", action="append", type=Preset, choices=list(Preset), help="default: all presets")
     parser.add_argument("--peer", choices=["deface"], help="also run this peer on the same images")
+    parser.add_argument("--monochrome", action="store_true", help="turn every photo gray first (both read the copy)")
     args = parser.parse_args()
+    folder = tempfile.TemporaryDirectory(prefix="faceguard-gray-")
     settings = Settings()
     summaries = {}
     for suite in args.suite or [Suite.FACES]:
         images = suite_images(suite, split=args.split, limit=args.limit)
+        if args.monochrome:
+            images = gray_copies(images, Path(folder.name))
         reports: dict[str, Report] = {
             f"faceguard {preset.value}": evaluate_strategy(
                 images, PRESETS[preset], settings.models_dir, settings.mask_margin
@@ -114,12 +137,13 @@ def main() -> int:
         }
         if args.peer == "deface":
             reports.update(run_deface(images))
-        print(f"\n{suite.value}: {len(images)} photos ({args.split.value})")
+        print(f"\n{suite.value}: {len(images)} photos ({args.split.value}){', gray' if args.monochrome else ''}")
         print(format_table(reports))
         if not suite.annotated:
             print(format_per_image(reports))
         summaries[suite.value] = {name: report.summary() for name, report in reports.items()}
     print(json.dumps(summaries))
+    folder.cleanup()
     return 0
 
 

@@ -2,7 +2,7 @@
 """Fit the verifier's model on annotated photos, report it on photos it was not fitted on, and write it.
 
     .venv/bin/python ops/fit_verifier.py [--annotations FILE] [--preset balanced] [--limit N] [--c C]
-                                         [--write consumer/detection/verifier-v2.json]
+                                         [--write consumer/detection/verifier-v3.json]
 
 Runs the preset's proposal stage (its passes and second look, no verification)
 over `wider-tune/` (800 WIDER val photos, disjoint from `faces/`), computes each
@@ -33,6 +33,7 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -41,11 +42,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from consumer.config import Settings  # noqa: E402
+from consumer.detection.colour import MONOCHROME_TINT, detector_view  # noqa: E402
 from consumer.detection.scan import ScanDetector  # noqa: E402
 from consumer.detection.strategy import PRESETS, Preset, Strategy  # noqa: E402
 from consumer.detection.verify import BASE_FEATURES, Looker  # noqa: E402
 from consumer.evaluation.recall import AnnotatedImage, load_annotations  # noqa: E402
-from consumer.imaging.decode import decode_image  # noqa: E402
+from consumer.imaging.decode import decode_image, to_rgb8  # noqa: E402
 
 TUNE = REPO.parent / "shared" / "data" / "wider-tune" / "annotations.jsonl"
 CACHE = REPO / ".cache" / "verifier"
@@ -62,15 +64,23 @@ FIRST = (
     "skin*log_height",
 )
 SECOND = (*FIRST, "relook", "relook*log_height")
+# Monochrome photos: the same without the colour, fitted on gray copies of the photos seen as the detector sees
+# them (tinted, `consumer/detection/colour.py`).
+FIRST_MONOCHROME = FIRST[:6]
+SECOND_MONOCHROME = (*FIRST_MONOCHROME, "relook", "relook*log_height")
 DOUBT = (0.15, 0.6)  # first-stage probabilities relooked and decided by the second stage
 HEIGHTS = ((16, 32), (32, 64), (64, 128), (128, 10**6))
 THRESHOLDS = (0.1, 0.15, 0.2, 0.27, 0.35, 0.5)
 
 
-def candidate_rows(images: list[AnnotatedImage], preset: Preset, models_dir: Path) -> list[dict[str, float]]:
-    """One row per labelled candidate: its base features, height, label and photo index (cached per photo)."""
+def candidate_rows(
+    images: list[AnnotatedImage], preset: Preset, models_dir: Path, monochrome: bool
+) -> list[dict[str, float]]:
+    """One row per labelled candidate: its base features, height, label and photo index (cached per photo).
+    With `monochrome`, of each photo's gray copy, seen as the detector sees a monochrome photo."""
     strategy = proposals_of(preset)
-    key = hashlib.sha256("\n".join([*strategy.describe(), *BASE_FEATURES]).encode()).hexdigest()[:12]
+    kind = ["monochrome", *map(str, MONOCHROME_TINT)] if monochrome else []
+    key = hashlib.sha256("\n".join([*strategy.describe(), *BASE_FEATURES, *kind]).encode()).hexdigest()[:12]
     folder = CACHE / key
     folder.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, float]] = []
@@ -80,6 +90,8 @@ def candidate_rows(images: list[AnnotatedImage], preset: Preset, models_dir: Pat
             cached = folder / f"{image.path.stem}.json"
             if not cached.exists():
                 pixels = decode_image(image.path.read_bytes(), max_pixels=10**9).pixels
+                if monochrome:
+                    pixels, _ = detector_view(cv2.cvtColor(to_rgb8(pixels), cv2.COLOR_RGB2GRAY))
                 found = []
                 for detection in detector.candidates(pixels):
                     best = max((detection.box.iou(face.box) for face in image.faces), default=0.0)
@@ -116,10 +128,15 @@ def fit(rows: list[dict[str, float]], features: tuple[str, ...], c: float) -> np
     return np.asarray(model.coef_[0])
 
 
-def cascade(rows: list[dict[str, float]], first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cascade(
+    rows: list[dict[str, float]],
+    features: tuple[tuple[str, ...], tuple[str, ...]],
+    first: np.ndarray,
+    second: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Each row's probability as the verifier computes it, and whether it was relooked."""
-    p1 = 1 / (1 + np.exp(-(matrix(rows, FIRST) @ first)))
-    p2 = 1 / (1 + np.exp(-(matrix(rows, SECOND) @ second)))
+    p1 = 1 / (1 + np.exp(-(matrix(rows, features[0]) @ first)))
+    p2 = 1 / (1 + np.exp(-(matrix(rows, features[1]) @ second)))
     relooked = (p1 >= DOUBT[0]) & (p1 <= DOUBT[1])
     return np.where(relooked, p2, p1), relooked
 
@@ -154,24 +171,35 @@ def main() -> int:
     args = parser.parse_args()
     images = load_annotations(args.annotations)
     images = images[: args.limit] if args.limit else images
-    rows = candidate_rows(images, args.preset, Settings().models_dir)
-    even = [row for row in rows if row["image"] % 2 == 0]
-    odd = [row for row in rows if row["image"] % 2 == 1]
-    first, second = fit(even, FIRST, args.c), fit(even, SECOND, args.c)
-    print(f"{len(images)} photos of {args.annotations}; fitted on {len(even)} candidates of the even-numbered")
-    probability, relooked = cascade(odd, first, second)
-    print(f"held-out, {len(odd)} candidates of the odd-numbered photos ({relooked.mean():.0%} relooked):")
-    report(odd, probability)
-    print("  the first stage alone:")
-    report(odd, 1 / (1 + np.exp(-(matrix(odd, FIRST) @ first))))
+    variants = {"colour": (FIRST, SECOND, False), "monochrome": (FIRST_MONOCHROME, SECOND_MONOCHROME, True)}
+    fitted: dict[str, object] = {}
+    even_count = 0
+    for name, (first_features, second_features, monochrome) in variants.items():
+        rows = candidate_rows(images, args.preset, Settings().models_dir, monochrome)
+        even = [row for row in rows if row["image"] % 2 == 0]
+        odd = [row for row in rows if row["image"] % 2 == 1]
+        first, second = fit(even, first_features, args.c), fit(even, second_features, args.c)
+        print(
+            f"{name}: {len(images)} photos of {args.annotations}; fitted on {len(even)} candidates of the even-numbered"
+        )
+        probability, relooked = cascade(odd, (first_features, second_features), first, second)
+        print(f"held-out, {len(odd)} candidates of the odd-numbered photos ({relooked.mean():.0%} relooked):")
+        report(odd, probability)
+        print("  the first stage alone:")
+        report(odd, 1 / (1 + np.exp(-(matrix(odd, first_features) @ first))))
+        fitted[name] = {
+            "first": {"features": list(first_features), "weights": [round(float(w), 6) for w in first]},
+            "second": {"features": list(second_features), "weights": [round(float(w), 6) for w in second]},
+        }
+        even_count = even_count or len(even)
     if args.write:
         entry = {
-            "version": f"{args.write.stem}-{datetime.date.today().isoformat()}",  # verifier-v2-2026-12-06
-            "first": {"features": list(FIRST), "weights": [round(float(w), 6) for w in first]},
-            "second": {"features": list(SECOND), "weights": [round(float(w), 6) for w in second]},
+            "version": f"{args.write.stem}-{datetime.date.today().isoformat()}",  # verifier-v3-2026-12-06
+            **fitted,
             "doubt": list(DOUBT),
-            "fitted_on": f"{args.annotations.parent.name}, even-numbered of {len(images)} photos: {len(even)}"
-            f" candidates of {args.preset.value}'s proposals; faces IoU >= {FACE_IOU}, not faces < {NOT_FACE_IOU}",
+            "fitted_on": f"{args.annotations.parent.name}, even-numbered of {len(images)} photos: {even_count}"
+            f" candidates of {args.preset.value}'s proposals (and as many of their gray copies for the monochrome"
+            f" stages); faces IoU >= {FACE_IOU}, not faces < {NOT_FACE_IOU}",
         }
         data = (json.dumps(entry, indent=2) + "\n").encode()
         args.write.write_bytes(data)

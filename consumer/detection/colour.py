@@ -42,3 +42,43 @@ def colour_features(pixels: Pixels, box: Box) -> dict[str, float]:
     skin = (cr >= CR_RANGE[0]) & (cr <= CR_RANGE[1]) & (cb >= CB_RANGE[0]) & (cb <= CB_RANGE[1])
     saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1]
     return {"skin": float(np.mean(skin)), "sat": float(np.mean(saturation)) / 255}
+
+
+# A photo without colour (black and white, or a scan of one) starves BlazeFace, which learnt faces in colour: on
+# grayscale copies of 60 `faces/` photos `balanced` proposed 35.0% of the faces against 63.5% in colour. Seen
+# through a skin-toned tint it proposes 52.1%. The tint is the detector's view only; the output is masked as
+# it came. B, G and R gains, measured against a sepia (0.75, 0.88, 1.0) and a lighter warm tone (0.62, 0.8, 1.0):
+# 44.2% and 50.1%.
+MONOCHROME_TINT = (0.55, 0.72, 0.95)
+MONOCHROME_CHROMA = 6  # a photo is monochrome when 99.5% of its pixels are within this of grey (Cr and Cb)
+SAMPLE_PIXELS = 20_000  # the pixels looked at to decide
+
+
+def is_monochrome(pixels: Pixels) -> bool:
+    """Whether `pixels` (gray, BGR or BGRA; 8 or 16 bit) has no colour anywhere: a gray image, or a colour one
+    whose every sampled pixel (but 0.5%) is within `MONOCHROME_CHROMA` of grey."""
+    if pixels.ndim == 2:
+        return True
+    height, width = pixels.shape[:2]
+    step = max(1, math.isqrt(height * width // SAMPLE_PIXELS))
+    sample = to_rgb8(np.ascontiguousarray(pixels[::step, ::step]))
+    ycrcb = cv2.cvtColor(sample, cv2.COLOR_RGB2YCrCb).astype(np.int16)
+    chroma = np.maximum(np.abs(ycrcb[..., 1] - 128), np.abs(ycrcb[..., 2] - 128))
+    return float(np.percentile(chroma, 99.5)) <= MONOCHROME_CHROMA
+
+
+def detector_view(pixels: Pixels) -> tuple[Pixels, bool]:
+    """What the detector and the verifier look at, and whether the photo is monochrome: `pixels` as they are,
+    or a monochrome photo's gray levels tinted with `MONOCHROME_TINT` (8-bit BGR)."""
+    if not is_monochrome(pixels):
+        return pixels, False
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    if pixels.ndim == 2:
+        gray = pixels
+    else:
+        gray = cv2.cvtColor(pixels, cv2.COLOR_BGRA2GRAY if pixels.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    return cv2.LUT(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), _TINT_TABLE), True
+
+
+_TINT_TABLE = np.clip(np.arange(256)[:, None] * np.array(MONOCHROME_TINT) + 0.5, 0, 255).astype(np.uint8)[:, None, :]

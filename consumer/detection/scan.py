@@ -20,6 +20,7 @@ from types import TracebackType
 
 import numpy as np
 
+from consumer.detection.colour import detector_view
 from consumer.detection.crops import padded_square, rgb_view, scaled_size
 from consumer.detection.merge import drop_nested, suppress_overlaps
 from consumer.detection.model_files import MODEL_FILES, ModelKind
@@ -65,7 +66,8 @@ class ScanDetector:
 
     def candidates(self, pixels: Pixels) -> list[Detection]:
         """What the passes and the second look propose in decoded `pixels`, before verification: boxes in its
-        pixels and clipped to it, best score first."""
+        pixels and clipped to it, best score first. `pixels` are looked at as they are: `review` and `detect`
+        hand it the detector's view of a monochrome photo (`detector_view`)."""
         height, width = pixels.shape[:2]
         passes = self.strategy.passes
         scales = [whole_scale(p.model, width, height) if p.scale is None else p.scale for p in passes]
@@ -107,12 +109,14 @@ class ScanDetector:
 
     def review(self, pixels: Pixels, min_probability: float | None = None) -> list[tuple[Detection, bool]]:
         """Every candidate, verified when the strategy verifies, and whether `detect` keeps it."""
-        candidates = self.candidates(pixels)
+        view, monochrome = detector_view(pixels)
+        candidates = self.candidates(view)
         verify = self.strategy.verify
         if self._verifier is None or verify is None:
             return [(d, True) for d in candidates]
         threshold = verify.min_probability if min_probability is None else min_probability
-        verified = [dataclasses.replace(d, verification=self._verifier.probability(pixels, d)) for d in candidates]
+        verifier = self._verifier
+        verified = [dataclasses.replace(d, verification=verifier.probability(view, d, monochrome)) for d in candidates]
         passed = [d for d in verified if verify.keeps(d.verification or 0.0, d.box.h, threshold)]
         kept = {id(d) for d in drop_nested(passed, NESTED)}
         return [(d, id(d) in kept) for d in verified]

@@ -41,8 +41,8 @@ from consumer.errors import ModelFileError
 from consumer.imaging.decode import to_rgb8
 from consumer.imaging.types import Box, Detection, Pixels, Point
 
-VERIFIER_FILE = Path(__file__).with_name("verifier-v2.json")
-VERIFIER_SHA256 = "aee92d18e93da53c610eb701b93af21cac76db070ee931be589307c4641759bc"
+VERIFIER_FILE = Path(__file__).with_name("verifier-v3.json")
+VERIFIER_SHA256 = "5a9539428aa0c999ea011a05fc7cd6ef5be39a189cb91634b03be9f7664e51f8"
 ZOOM = 1.5  # FaceMesh's crop side, in multiples of the candidate's longer side (a second crop at 2.0 added nothing)
 LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before their logit
 
@@ -68,14 +68,26 @@ class Stage:
 
 
 @dataclass(frozen=True)
-class VerifierModel:
-    """Two fitted stages: the first weighs what FaceMesh and the detector say; a candidate it leaves in doubt
-    (a probability within `doubt`) is relooked with the full-range detector and decided by the second."""
+class Stages:
+    """Two fitted stages: the first weighs what FaceMesh, the detector and the colour say; a candidate it leaves
+    in doubt is relooked with the full-range detector and decided by the second."""
 
-    version: str
     first: Stage
     second: Stage
+
+
+@dataclass(frozen=True)
+class VerifierModel:
+    """The stages for colour photos, and those for monochrome ones (fitted on gray copies seen through the
+    detector's tint, `consumer/detection/colour.py`), and the first-stage probabilities that are in doubt."""
+
+    version: str
+    colour: Stages
+    monochrome: Stages
     doubt: tuple[float, float]
+
+    def stages(self, monochrome: bool) -> Stages:
+        return self.monochrome if monochrome else self.colour
 
     def in_doubt(self, probability: float) -> bool:
         low, high = self.doubt
@@ -98,11 +110,17 @@ def load_verifier_model(path: Path = VERIFIER_FILE, sha256: str = VERIFIER_SHA25
     if digest != sha256:
         raise ModelFileError(f"verifier model {path} has sha256 {digest}, expected {sha256}: it was altered")
     entry = json.loads(data)
+    low, high = (float(bound) for bound in entry["doubt"])
+    return VerifierModel(
+        entry["version"], _stages(path, entry["colour"]), _stages(path, entry["monochrome"]), (low, high)
+    )
+
+
+def _stages(path: Path, entry: dict[str, dict[str, list[object]]]) -> Stages:
     first, second = (_stage(path, entry[name]) for name in ("first", "second"))
     if "relook" in {part for name in first.features for part in name.split("*")}:
         raise ModelFileError(f"verifier model {path}: its first stage weighs the relook, which only the second has")
-    low, high = (float(bound) for bound in entry["doubt"])
-    return VerifierModel(entry["version"], first, second, (low, high))
+    return Stages(first, second)
 
 
 def _stage(path: Path, entry: dict[str, list[object]]) -> Stage:
@@ -266,12 +284,15 @@ class Verifier:
         self.model = model
         self._looker = Looker(models_dir)
 
-    def probability(self, pixels: Pixels, detection: Detection) -> float:
+    def probability(self, pixels: Pixels, detection: Detection, monochrome: bool = False) -> float:
+        """The probability that `detection` is a face, looked at in `pixels` (the detector's view: a monochrome
+        photo's tinted, `detector_view`) with the stages for that kind of photo."""
+        stages = self.model.stages(monochrome)
         values = self._looker.features(pixels, detection)
-        probability = self.model.first.probability(values)
+        probability = stages.first.probability(values)
         if not self.model.in_doubt(probability):
             return probability
-        return self.model.second.probability({**values, "relook": self._looker.relook(pixels, detection)})
+        return stages.second.probability({**values, "relook": self._looker.relook(pixels, detection)})
 
     def close(self) -> None:
         self._looker.close()

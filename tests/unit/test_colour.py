@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from consumer.detection.colour import colour_features
+from consumer.detection.colour import MONOCHROME_TINT, colour_features, detector_view, is_monochrome
 from consumer.imaging.types import Box
 
 SKIN_BGR = (120, 150, 210)  # a light skin tone (Cr about 155, Cb about 100)
@@ -44,3 +44,32 @@ def test_gray_and_16_bit_images_and_boxes_off_the_image() -> None:
     assert colour_features(deep, Box(30, 30, 40, 40))["skin"] == 1.0
     assert colour_features(canvas(SKIN_BGR), Box(300, 300, 40, 40)) == {"skin": 0.0, "sat": 0.0}
     assert colour_features(canvas(SKIN_BGR), Box(90, 90, 40, 40))["skin"] == 1.0  # clipped to the image
+
+
+def test_gray_photos_are_monochrome_and_colour_ones_are_not() -> None:
+    rng = np.random.default_rng(7)
+    gray = rng.integers(0, 256, (300, 400), np.uint8)
+    assert is_monochrome(gray)
+    assert is_monochrome(np.dstack([gray] * 3))  # a gray photo stored as colour
+    assert is_monochrome(np.dstack([gray] * 3 + [np.full_like(gray, 255)]))  # ... with alpha
+    assert is_monochrome(np.dstack([gray] * 3).astype(np.uint16) << 8)
+    colour = np.dstack([gray] * 3)
+    colour[100:130, 100:130] = SKIN_BGR  # 0.75% of the photo has colour: enough
+    assert not is_monochrome(colour)
+    assert not is_monochrome(canvas(WATER_BGR))
+
+
+def test_the_detector_sees_a_monochrome_photo_tinted_and_a_colour_one_as_it_is() -> None:
+    colour = canvas(WATER_BGR)
+    view, monochrome = detector_view(colour)
+    assert view is colour
+    assert not monochrome
+    gray = np.tile(np.arange(256, dtype=np.uint8), (10, 1))
+    for pixels in (gray, np.dstack([gray] * 3), np.dstack([gray] * 3).astype(np.uint16) << 8):
+        view, monochrome = detector_view(pixels)
+        assert monochrome
+        assert view.shape == (10, 256, 3)
+        assert view.dtype == np.uint8
+        blue, green, red = MONOCHROME_TINT
+        assert tuple(view[0, 200]) == (round(200 * blue), round(200 * green), round(200 * red))  # B, G, R
+        assert (view[0, 1:, 2] >= view[0, :-1, 2]).all()  # the gray levels keep their order

@@ -91,8 +91,12 @@ def test_an_altered_facemesh_file_is_refused(tmp_path: Path) -> None:
 
 def test_the_verifier_model_is_pinned_and_an_altered_copy_is_refused(tmp_path: Path) -> None:
     model = load_verifier_model()
-    assert len(model.first.features) == len(model.first.weights) > 1
-    assert "relook" in model.second.features
+    for stages in (model.colour, model.monochrome):
+        assert len(stages.first.features) == len(stages.first.weights) > 1
+        assert "relook" in stages.second.features
+    assert "skin" in model.colour.first.features
+    assert not {"skin", "sat"} & set(model.monochrome.first.features)  # a monochrome photo has no colour to weigh
+    assert model.stages(monochrome=True) is model.monochrome
     copy = tmp_path / VERIFIER_FILE.name
     shutil.copy(VERIFIER_FILE, copy)
     copy.write_text(copy.read_text().replace('"weights": [', '"weights": [0.5, '))
