@@ -33,7 +33,6 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -47,27 +46,17 @@ from consumer.detection.scan import ScanDetector  # noqa: E402
 from consumer.detection.strategy import PRESETS, Preset, Strategy  # noqa: E402
 from consumer.detection.verify import BASE_FEATURES, Looker  # noqa: E402
 from consumer.evaluation.recall import AnnotatedImage, load_annotations  # noqa: E402
-from consumer.imaging.decode import decode_image, to_rgb8  # noqa: E402
+from consumer.imaging.decode import decode_image, to_gray8  # noqa: E402
 
 TUNE = REPO.parent / "shared" / "data" / "wider-tune" / "annotations.jsonl"
 CACHE = REPO / ".cache" / "verifier"
 FACE_IOU, NOT_FACE_IOU = 0.3, 0.2
-FIRST = (
-    "bias",
-    "score",
-    "presence",
-    "log_height",
-    "score*log_height",
-    "presence*log_height",
-    "skin",
-    "sat",
-    "skin*log_height",
-)
-SECOND = (*FIRST, "relook", "relook*log_height")
-# Monochrome photos: the same without the colour, fitted on gray copies of the photos seen as the detector sees
-# them (tinted, `consumer/detection/colour.py`).
-FIRST_MONOCHROME = FIRST[:6]
-SECOND_MONOCHROME = (*FIRST_MONOCHROME, "relook", "relook*log_height")
+# Monochrome photos: what FaceMesh and the detector say, fitted on gray copies of the photos seen as the detector
+# sees them (tinted, `consumer/detection/colour.py`); colour photos: the same and their colour.
+FIRST_MONOCHROME = ("bias", "score", "presence", "log_height", "score*log_height", "presence*log_height")
+FIRST = (*FIRST_MONOCHROME, "skin", "sat", "skin*log_height")
+RELOOK = ("relook", "relook*log_height")  # the second stage's addition
+SECOND, SECOND_MONOCHROME = (*FIRST, *RELOOK), (*FIRST_MONOCHROME, *RELOOK)
 DOUBT = (0.15, 0.6)  # first-stage probabilities relooked and decided by the second stage
 HEIGHTS = ((16, 32), (32, 64), (64, 128), (128, 10**6))
 THRESHOLDS = (0.1, 0.15, 0.2, 0.27, 0.35, 0.5)
@@ -91,7 +80,7 @@ def candidate_rows(
             if not cached.exists():
                 pixels = decode_image(image.path.read_bytes(), max_pixels=10**9).pixels
                 if monochrome:
-                    pixels, _ = detector_view(cv2.cvtColor(to_rgb8(pixels), cv2.COLOR_RGB2GRAY))
+                    pixels, _ = detector_view(to_gray8(pixels))
                 found = []
                 for detection in detector.candidates(pixels):
                     best = max((detection.box.iou(face.box) for face in image.faces), default=0.0)
@@ -173,7 +162,7 @@ def main() -> int:
     images = images[: args.limit] if args.limit else images
     variants = {"colour": (FIRST, SECOND, False), "monochrome": (FIRST_MONOCHROME, SECOND_MONOCHROME, True)}
     fitted: dict[str, object] = {}
-    even_count = 0
+    fitted_on: dict[str, int] = {}  # candidates of the even-numbered photos per variant
     for name, (first_features, second_features, monochrome) in variants.items():
         rows = candidate_rows(images, args.preset, Settings().models_dir, monochrome)
         even = [row for row in rows if row["image"] % 2 == 0]
@@ -191,15 +180,15 @@ def main() -> int:
             "first": {"features": list(first_features), "weights": [round(float(w), 6) for w in first]},
             "second": {"features": list(second_features), "weights": [round(float(w), 6) for w in second]},
         }
-        even_count = even_count or len(even)
+        fitted_on[name] = len(even)
     if args.write:
         entry = {
             "version": f"{args.write.stem}-{datetime.date.today().isoformat()}",  # verifier-v3-2026-12-06
             **fitted,
             "doubt": list(DOUBT),
-            "fitted_on": f"{args.annotations.parent.name}, even-numbered of {len(images)} photos: {even_count}"
-            f" candidates of {args.preset.value}'s proposals (and as many of their gray copies for the monochrome"
-            f" stages); faces IoU >= {FACE_IOU}, not faces < {NOT_FACE_IOU}",
+            "fitted_on": f"{args.annotations.parent.name}, even-numbered of {len(images)} photos:"
+            f" {fitted_on['colour']} candidates of {args.preset.value}'s proposals, {fitted_on['monochrome']} of"
+            f" their gray copies' for the monochrome stages; faces IoU >= {FACE_IOU}, not faces < {NOT_FACE_IOU}",
         }
         data = (json.dumps(entry, indent=2) + "\n").encode()
         args.write.write_bytes(data)

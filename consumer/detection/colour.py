@@ -10,8 +10,11 @@ model (`consumer/detection/verify.py`), which weighs them against everything els
   180, Cb 77 to 130), which holds skin of every tone under ordinary light. On
   the held-out `wider-tune/` candidates: 0.90 for faces on average, 0.59 for the
   rest.
-- `sat`: their mean HSV saturation in [0, 1]. A black-and-white photo has no
-  skin colour anywhere, and this tells the model so.
+- `sat`: their mean HSV saturation in [0, 1].
+
+A monochrome photo (black and white, or a toned print) has no colour to weigh:
+the detector sees it through a skin-toned tint (`detector_view`) and the
+verifier weighs it with stages of its own, without these two.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import math
 import cv2
 import numpy as np
 
-from consumer.imaging.decode import to_rgb8
+from consumer.imaging.decode import to_gray8, to_rgb8
 from consumer.imaging.types import Box, Pixels
 
 MIDDLE = 0.6  # the side of the square measured, in multiples of the box's longer side
@@ -78,13 +81,7 @@ def detector_view(pixels: Pixels) -> tuple[Pixels, bool]:
     or a monochrome photo's brightness (its tone, if any, dropped) tinted with `MONOCHROME_TINT` (8-bit BGR)."""
     if not is_monochrome(pixels):
         return pixels, False
-    if pixels.dtype == np.uint16:
-        pixels = (pixels >> 8).astype(np.uint8)
-    if pixels.ndim == 2:
-        gray = pixels
-    else:
-        gray = cv2.cvtColor(pixels, cv2.COLOR_BGRA2GRAY if pixels.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    return cv2.LUT(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), _TINT_TABLE), True
+    return cv2.LUT(cv2.cvtColor(to_gray8(pixels), cv2.COLOR_GRAY2BGR), _TINT_TABLE), True
 
 
 _TINT_TABLE = np.clip(np.arange(256)[:, None] * np.array(MONOCHROME_TINT) + 0.5, 0, 255).astype(np.uint8)[:, None, :]

@@ -42,7 +42,7 @@ from consumer.imaging.decode import to_rgb8
 from consumer.imaging.types import Box, Detection, Pixels, Point
 
 VERIFIER_FILE = Path(__file__).with_name("verifier-v3.json")
-VERIFIER_SHA256 = "5a9539428aa0c999ea011a05fc7cd6ef5be39a189cb91634b03be9f7664e51f8"
+VERIFIER_SHA256 = "57a3232b9738e75ec71dbb8ccf83c10ee8ddc625abd5b1a8bbfa5030dd267058"
 ZOOM = 1.5  # FaceMesh's crop side, in multiples of the candidate's longer side (a second crop at 2.0 added nothing)
 LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before their logit
 
@@ -284,7 +284,7 @@ class Verifier:
         self.model = model
         self._looker = Looker(models_dir)
 
-    def probability(self, pixels: Pixels, detection: Detection, monochrome: bool = False) -> float:
+    def probability(self, pixels: Pixels, detection: Detection, monochrome: bool) -> float:
         """The probability that `detection` is a face, looked at in `pixels` (the detector's view: a monochrome
         photo's tinted, `detector_view`) with the stages for that kind of photo."""
         stages = self.model.stages(monochrome)

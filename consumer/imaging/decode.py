@@ -89,12 +89,25 @@ def decode_inspected(data: bytes, inspected: InspectedImage) -> DecodedImage:
     return DecodedImage(pixels=pixels, format=inspected.format)
 
 
+def eight_bit(pixels: Pixels) -> Pixels:
+    """`pixels` with 8 bits a channel: 16-bit ones keep their high byte."""
+    return (pixels >> 8).astype(np.uint8) if pixels.dtype == np.uint16 else pixels
+
+
 def to_rgb8(pixels: Pixels) -> np.ndarray:
     """An 8-bit, 3-channel RGB copy of `pixels` (gray, BGR or BGRA; 8 or 16 bit) for the detector."""
-    if pixels.dtype == np.uint16:
-        pixels = (pixels >> 8).astype(np.uint8)
+    pixels = eight_bit(pixels)
     if pixels.ndim == 2:
         return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
     if pixels.shape[2] == 4:
         return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+
+
+def to_gray8(pixels: Pixels) -> np.ndarray:
+    """The 8-bit, one-channel brightness of `pixels` (gray, BGR or BGRA; 8 or 16 bit): `pixels` itself when it
+    is 8-bit gray already, else a copy."""
+    pixels = eight_bit(pixels)
+    if pixels.ndim == 2:
+        return pixels
+    return cv2.cvtColor(pixels, cv2.COLOR_BGRA2GRAY if pixels.shape[2] == 4 else cv2.COLOR_BGR2GRAY)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
-import numpy as np
 
+from consumer.imaging.decode import eight_bit
 from consumer.imaging.types import ImageFormat, Pixels
 
 
@@ -40,8 +40,8 @@ def encode_image(pixels: Pixels, image_format: ImageFormat, quality: EncodeQuali
 def representable(pixels: Pixels, image_format: ImageFormat) -> Pixels:
     """`pixels` as `image_format` can hold them: PNG keeps everything; the others take 8-bit samples, and JPEG
     gray or 3 channels. Unchanged when the format is the input's own (the decoder gave what it can hold)."""
-    if pixels.dtype == np.uint16 and image_format is not ImageFormat.PNG:
-        pixels = (pixels >> 8).astype(np.uint8)
+    if image_format is not ImageFormat.PNG:
+        pixels = eight_bit(pixels)
     if image_format is ImageFormat.JPEG and pixels.ndim == 3 and pixels.shape[2] == 4:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2BGR)
     return pixels
