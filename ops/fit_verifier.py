@@ -2,17 +2,17 @@
 """Fit the verifier's model on annotated photos, report it on photos it was not fitted on, and write it.
 
     .venv/bin/python ops/fit_verifier.py [--annotations FILE] [--preset balanced] [--limit N] [--c C]
-                                         [--write consumer/detection/verifier-v3.json]
+                                         [--write consumer/detection/verifier-v4.json]
 
 Runs the preset's proposal stage (its passes and second look, no verification)
 over `wider-tune/` (800 WIDER val photos, disjoint from `faces/`), computes each
 candidate's features (`consumer/detection/verify.py`: the detector's score,
 FaceMesh's presence logit on the upright crop, the full-range relook's score,
-size, the colour of its middle) and labels it a face when it overlaps an annotated face by IoU >= 0.3,
-not a face when by < 0.2 (those in between are left out). Two logistic
+size, the colour of its middle, the person mask's shares of it and around it) and labels it a face when it
+overlaps an annotated face by IoU >= 0.3, not a face when by < 0.2 (those in between are left out). Two logistic
 regressions (scikit-learn) are fitted on the even-numbered photos: the first
-stage on what FaceMesh and the detector say, the second also on the relook,
-which the verifier runs only where the first stage's probability is in doubt
+stage on what FaceMesh, the detector and the colour say, the second also on the relook and the person mask,
+which the verifier looks at only where the first stage's probability is in doubt
 (`DOUBT`). Both are reported on the odd-numbered photos: ROC AUC per candidate
 height, and at several probability thresholds the share of true faces kept and
 of false candidates kept. `--write` writes that model (fitted on the
@@ -55,11 +55,12 @@ FACE_IOU, NOT_FACE_IOU = 0.3, 0.2
 # sees them (tinted, `consumer/detection/colour.py`); colour photos: the same and their colour.
 FIRST_MONOCHROME = ("bias", "score", "presence", "log_height", "score*log_height", "presence*log_height")
 FIRST = (*FIRST_MONOCHROME, "skin", "sat", "skin*log_height")
-RELOOK = ("relook", "relook*log_height")  # the second stage's addition
-SECOND, SECOND_MONOCHROME = (*FIRST, *RELOOK), (*FIRST_MONOCHROME, *RELOOK)
-DOUBT = (0.15, 0.6)  # first-stage probabilities relooked and decided by the second stage
+# The second stage's addition: the relook and the person mask (`SECOND_LOOK`).
+SECOND_LOOK = ("relook", "relook*log_height", "person", "around", "person*log_height", "around*log_height")
+SECOND, SECOND_MONOCHROME = (*FIRST, *SECOND_LOOK), (*FIRST_MONOCHROME, *SECOND_LOOK)
+DOUBT = (0.15, 0.6)  # first-stage probabilities looked at again and decided by the second stage
 HEIGHTS = ((16, 32), (32, 64), (64, 128), (128, 10**6))
-THRESHOLDS = (0.1, 0.15, 0.2, 0.27, 0.35, 0.5)
+THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.5)
 
 
 def candidate_rows(
@@ -84,7 +85,7 @@ def candidate_rows(
                 found = []
                 for detection in detector.candidates(pixels):
                     best = max((detection.box.iou(face.box) for face in image.faces), default=0.0)
-                    values = {**looker.features(pixels, detection), "relook": looker.relook(pixels, detection)}
+                    values = {**looker.features(pixels, detection), **looker.second_look(pixels, detection)}
                     found.append({**values, "height": detection.box.h, "iou": best})
                 cached.write_text(json.dumps(found))
             for row in json.loads(cached.read_text()):
@@ -183,7 +184,7 @@ def main() -> int:
         fitted_on[name] = len(even)
     if args.write:
         entry = {
-            "version": f"{args.write.stem}-{datetime.date.today().isoformat()}",  # verifier-v3-2026-12-06
+            "version": f"{args.write.stem}-{datetime.date.today().isoformat()}",  # verifier-v4-2026-12-07
             **fitted,
             "doubt": list(DOUBT),
             "fitted_on": f"{args.annotations.parent.name}, even-numbered of {len(images)} photos:"

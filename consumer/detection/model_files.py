@@ -1,7 +1,7 @@
 """The model files: where they come from, their pinned checksums, and the check.
 
-The models (the two BlazeFace detectors, and FaceMesh, which the verifier runs on
-each candidate face) ship inside the mediapipe 0.10.21 wheel; `ops/fetch_models.py`
+The models (the two BlazeFace detectors, and FaceMesh and the selfie segmentation,
+which the verifier runs on each candidate face) ship inside the mediapipe 0.10.21 wheel; `ops/fetch_models.py`
 extracts them at set-up time. The worker refuses to start when a file is missing or its
 sha256 differs from the pin here (`ModelFileError`, a `SetupError`).
 """
@@ -22,11 +22,12 @@ DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 class ModelKind(StrEnum):
-    """Which network: a BlazeFace variant (full range sees faces far from the camera), or FaceMesh."""
+    """Which network: a BlazeFace variant (full range sees faces far from the camera), or one the verifier runs."""
 
     FULL_RANGE = "full_range"
     SHORT_RANGE = "short_range"
     FACE_MESH = "face_mesh"  # 468 landmarks and a face-presence score on a 192-px crop: the verifier's
+    SELFIE_SEGMENTATION = "selfie_segmentation"  # a person mask of a 256-px crop: the verifier's
 
 
 DETECTORS = (ModelKind.FULL_RANGE, ModelKind.SHORT_RANGE)  # the BlazeFace variants
@@ -64,6 +65,14 @@ MODEL_FILES: dict[ModelKind, ModelFile] = {
         "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
         192,
         "mediapipe/modules/face_landmark",
+    ),
+    ModelKind.SELFIE_SEGMENTATION: ModelFile(
+        ModelKind.SELFIE_SEGMENTATION,
+        "selfie-segmentation",
+        "selfie_segmentation.tflite",
+        "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+        256,
+        "mediapipe/modules/selfie_segmentation",
     ),
 }
 

@@ -211,10 +211,11 @@ class SecondLook:
 
 @dataclass(frozen=True)
 class Verify:
-    """Each merged candidate stays a face when the verifier (`consumer/detection/verify.py`: FaceMesh on a crop
-    around it, and a fitted model over that and the detector's score) gives it at least `min_probability`; one
-    at least `large` px tall already from `large_min_probability`. When in doubt, mask the faces that are
-    easiest to recognise: a large face the verifier doubts is most often an occluded or turned one."""
+    """Each merged candidate stays a face when the verifier (`consumer/detection/verify.py`: FaceMesh and the
+    selfie segmentation on crops around it, and a fitted model over those and the detector's score) gives it at
+    least `min_probability`; one at least `large` px tall already from `large_min_probability`. When in doubt,
+    mask the faces that are easiest to recognise: a large face the verifier doubts is most often an occluded or
+    turned one."""
 
     min_probability: float
     large: int = 128
@@ -229,7 +230,7 @@ class Verify:
 
     def describe(self) -> str:
         return (
-            f"verified: facemesh presence and detector score, fitted model, p>={self.min_probability:g}"
+            f"verified: facemesh presence, person mask and detector score, fitted model, p>={self.min_probability:g}"
             f" (from {self.large}px p>={self.large_min_probability:g})"
         )
 
@@ -254,7 +255,8 @@ class Strategy:
         if self.second_look is not None:
             used.add(self.second_look.model)
         ordered = sorted(used)
-        return [*ordered, ModelKind.FACE_MESH] if self.verify is not None else ordered  # the detectors first
+        verifier = [ModelKind.FACE_MESH, ModelKind.SELFIE_SEGMENTATION] if self.verify is not None else []
+        return [*ordered, *verifier]  # the detectors first
 
     def detector_of(self, scan_pass: Pass) -> DetectorKey:
         """The detector `scan_pass` runs: one per model and tile side, loaded at the lowest score any pass of
@@ -297,7 +299,7 @@ PRESETS: dict[Preset, Strategy] = {
             Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True, window=160),
         ),
         SecondLook(),
-        Verify(0.3),
+        Verify(0.25),
     ),
     # About three times balanced's cost: full range on tiles at 3/8 size, short range at 1/2 size, and at
     # full size on 192-px windows, also mirrored, wherever the 1/2 pass saw small faces.

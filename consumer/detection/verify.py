@@ -12,8 +12,13 @@ score is the better signal. A small logistic model combines them, size-aware
 (`VerifierModel`), into the probability that the candidate is a face. Where that
 first stage is in doubt (a third of the candidates), the full-range detector
 looks at a crop six times the candidate's size (another scale, with the
-surroundings) for a face there again, and a second fitted model decides; the
-relook costs several times what FaceMesh does, so it runs only there.
+surroundings) for a face there again, MediaPipe's selfie segmentation says how
+much of the candidate and of a head-and-shoulders crop around it is a person
+(`PersonMask`), and a second fitted model decides. A real face in a crowd 20 px
+tall still sits on a body, while menu lettering, a carved pattern or a tap
+handle sits on none: the signal FaceMesh cannot give for small candidates. These
+two looks cost several times what FaceMesh does, so they run only where the
+first stage is in doubt (about one candidate in four).
 
 The model is fitted by `ops/fit_verifier.py` on one half of `wider-tune/` and
 ships as a small versioned JSON file beside this module, pinned by its sha256
@@ -41,18 +46,21 @@ from consumer.errors import ModelFileError
 from consumer.imaging.decode import to_rgb8
 from consumer.imaging.types import Box, Detection, Pixels, Point
 
-VERIFIER_FILE = Path(__file__).with_name("verifier-v3.json")
-VERIFIER_SHA256 = "57a3232b9738e75ec71dbb8ccf83c10ee8ddc625abd5b1a8bbfa5030dd267058"
+VERIFIER_FILE = Path(__file__).with_name("verifier-v4.json")
+VERIFIER_SHA256 = "4ea18f98f0413496124a19bfb3c88362463579af1df19e7947ed3bdc70fe6c4c"
 ZOOM = 1.5  # FaceMesh's crop side, in multiples of the candidate's longer side (a second crop at 2.0 added nothing)
 LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before their logit
 
 # The features the model may weigh, by name (`candidate_features`). `score`: the detector's score as a logit;
 # `relook`: the full-range detector's score for the candidate on a crop 6 times its size, as a logit;
 # `presence`: FaceMesh's presence logit on the upright crop; `log_height`: log2 of its height in pixels; `skin`
-# and `sat`: the colour of its middle (`colour_features`). Products of two are named `a*b`. (FaceMesh's eyes
+# and `sat`: the colour of its middle (`colour_features`); `person` and `around`: the share of the candidate
+# and of the head-and-shoulders crop around it that the selfie segmentation calls a person (`PersonMask`).
+# Products of two are named `a*b`. (FaceMesh's eyes
 # against the detector's, the detections merged into a candidate, its aspect and a second zoom were measured
 # and added nothing: docs/detection.md.)
-BASE_FEATURES = ("bias", "score", "relook", "presence", "log_height", "skin", "sat")
+BASE_FEATURES = ("bias", "score", "relook", "presence", "log_height", "skin", "sat", "person", "around")
+SECOND_LOOK = ("relook", "person", "around")  # what only the second stage weighs: looked at where in doubt
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,7 @@ class Stage:
 @dataclass(frozen=True)
 class Stages:
     """Two fitted stages: the first weighs what FaceMesh, the detector and the colour say; a candidate it leaves
-    in doubt is relooked with the full-range detector and decided by the second."""
+    in doubt is looked at again (`SECOND_LOOK`) and decided by the second."""
 
     first: Stage
     second: Stage
@@ -118,8 +126,8 @@ def load_verifier_model(path: Path = VERIFIER_FILE, sha256: str = VERIFIER_SHA25
 
 def _stages(path: Path, entry: dict[str, dict[str, list[object]]]) -> Stages:
     first, second = (_stage(path, entry[name]) for name in ("first", "second"))
-    if "relook" in {part for name in first.features for part in name.split("*")}:
-        raise ModelFileError(f"verifier model {path}: its first stage weighs the relook, which only the second has")
+    if second_only := {part for name in first.features for part in name.split("*")} & set(SECOND_LOOK):
+        raise ModelFileError(f"verifier model {path}: its first stage weighs {sorted(second_only)}, only the second's")
     return Stages(first, second)
 
 
@@ -139,8 +147,8 @@ def logit(score: float) -> float:
 
 
 def candidate_features(detection: Detection, presence: float, colour: dict[str, float]) -> dict[str, float]:
-    """The values of the base features for `detection` but the relook, given FaceMesh's presence logit on its
-    crop and the colour of its middle (`colour_features`)."""
+    """The values of the first stage's features for `detection`, given FaceMesh's presence logit on its crop
+    and the colour of its middle (`colour_features`)."""
     return {
         "bias": 1.0,
         "score": logit(detection.score),
@@ -214,6 +222,53 @@ class FaceMesh:
         vars(self).pop("_interpreter", None)
 
 
+PERSON_SPAN = 4.0  # the person crop's side, in multiples of the candidate's longer side
+PERSON_DROP = 0.75  # ... centred this many of its sides below the candidate's centre: head and shoulders
+
+
+class PersonMask:
+    """MediaPipe's selfie segmentation on a head-and-shoulders crop around a candidate. One per thread."""
+
+    def __init__(self, models_dir: Path) -> None:
+        """Raises ModelFileError when the model file is missing or altered."""
+        path = verified_model_path(ModelKind.SELFIE_SEGMENTATION, models_dir)
+        self.side = MODEL_FILES[ModelKind.SELFIE_SEGMENTATION].input_side
+        with native_stderr_silenced():
+            self._interpreter = Interpreter(model_path=str(path), num_threads=1)
+            self._interpreter.allocate_tensors()
+        self._input_index = self._interpreter.get_input_details()[0]["index"]
+        self._mask_index = self._interpreter.get_output_details()[0]["index"]
+        self._input = np.zeros((1, self.side, self.side, 3), np.float32)
+        self.mask(np.zeros((self.side, self.side, 3), np.uint8))  # the first inference prepares the delegate
+
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        """The person probability of each pixel of a `side`-px square 8-bit RGB crop."""
+        np.multiply(rgb, np.float32(1 / 255), out=self._input[0], casting="unsafe")  # the network takes [0, 1]
+        with native_stderr_silenced():
+            self._interpreter.set_tensor(self._input_index, self._input)
+            self._interpreter.invoke()
+        mask: np.ndarray = self._interpreter.get_tensor(self._mask_index)[0, :, :, 0]
+        return mask
+
+    def shares(self, pixels: Pixels, box: Box) -> tuple[float, float]:
+        """The mean person probability over `box` and over the whole crop around it: `PERSON_SPAN` times its
+        longer side, centred `PERSON_DROP` of it below the candidate's centre (black beyond the border)."""
+        size = max(box.w, box.h)
+        centre = Point(box.centre.x, box.centre.y + PERSON_DROP * size)
+        mask = self.mask(crop_square(pixels, centre, PERSON_SPAN * size, 0.0, self.side))
+        scale = self.side / (PERSON_SPAN * size)  # crop pixels per image pixel
+        x0 = self.side / 2 + (box.x - centre.x) * scale
+        y0 = self.side / 2 + (box.y - centre.y) * scale
+        inside = mask[
+            max(0, math.floor(y0)) : max(1, math.ceil(y0 + box.h * scale)),
+            max(0, math.floor(x0)) : max(1, math.ceil(x0 + box.w * scale)),
+        ]
+        return float(inside.mean()) if inside.size else 0.0, float(mask.mean())
+
+    def close(self) -> None:
+        vars(self).pop("_interpreter", None)
+
+
 def presence_of(mesh: FaceMesh, pixels: Pixels, detection: Detection) -> float:
     """FaceMesh's presence logit on the crop around `detection`, `ZOOM` times its longer side, turned upright
     from its eyes."""
@@ -249,31 +304,35 @@ def relook_score(detector: FaceDetector, pixels: Pixels, box: Box) -> float:
 
 
 class Looker:
-    """The networks the verifier looks at a candidate with: FaceMesh and the full-range detector. One per
-    thread; never shared."""
+    """The networks the verifier looks at a candidate with: FaceMesh, the selfie segmentation and the full-range
+    detector. One per thread; never shared."""
 
     def __init__(self, models_dir: Path) -> None:
         """Raises ModelFileError when a model file is missing or altered."""
         self._mesh = FaceMesh(models_dir)
         try:
+            self._person = PersonMask(models_dir)
             self._relook = FaceDetector(ModelKind.FULL_RANGE, models_dir, RELOOK_MIN_SCORE)
         except BaseException:
-            self._mesh.close()
+            self.close()
             raise
 
     def features(self, pixels: Pixels, detection: Detection) -> dict[str, float]:
-        """The base features of `detection` (`BASE_FEATURES`) but the relook, looked at in `pixels`."""
+        """The first stage's features of `detection`, looked at in `pixels`."""
         return candidate_features(
             detection, presence_of(self._mesh, pixels, detection), colour_features(pixels, detection.box)
         )
 
-    def relook(self, pixels: Pixels, detection: Detection) -> float:
-        """The `relook` feature of `detection`: the full-range detector's score for it, as a logit."""
-        return logit(relook_score(self._relook, pixels, detection.box))
+    def second_look(self, pixels: Pixels, detection: Detection) -> dict[str, float]:
+        """The features only the second stage weighs (`SECOND_LOOK`): the full-range detector's score for the
+        candidate, as a logit, and the person shares of it and around it."""
+        person, around = self._person.shares(pixels, detection.box)
+        return {"relook": logit(relook_score(self._relook, pixels, detection.box)), "person": person, "around": around}
 
     def close(self) -> None:
-        self._mesh.close()
-        self._relook.close()
+        for network in (self._mesh, vars(self).get("_person"), vars(self).get("_relook")):
+            if network is not None:
+                network.close()
 
 
 class Verifier:
@@ -292,7 +351,7 @@ class Verifier:
         probability = stages.first.probability(values)
         if not self.model.in_doubt(probability):
             return probability
-        return stages.second.probability({**values, "relook": self._looker.relook(pixels, detection)})
+        return stages.second.probability({**values, **self._looker.second_look(pixels, detection)})
 
     def close(self) -> None:
         self._looker.close()

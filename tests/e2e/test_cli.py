@@ -37,7 +37,8 @@ def test_anonymize_masks_local_files_and_writes_metadata(tmp_path: Path) -> None
     event = json.loads((tmp_path / "astronaut.png.json").read_text())
     # The verifier keeps the face and drops the patches of the suit the detector proposed.
     assert event["total_count"] == 1
-    assert event["model"]["name"].startswith("blazeface-full-range-sparse+blazeface-short-range+facemesh+verifier-")
+    models = "blazeface-full-range-sparse+blazeface-short-range+facemesh+selfie-segmentation"
+    assert event["model"]["name"].startswith(f"{models}+verifier-")
     assert event["model"]["preset"] == "balanced"
     assert event["faces"][0]["verification"] > 0.9
     assert json.loads((tmp_path / "chelsea.png.json").read_text())["total_count"] == 0  # the cat

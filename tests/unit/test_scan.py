@@ -85,7 +85,7 @@ def test_the_model_info_names_the_preset_its_passes_its_models_and_the_verifier(
         info = detector.info
     version = load_verifier_model().version
     assert info.preset == "balanced"
-    assert info.name == f"blazeface-full-range-sparse+blazeface-short-range+facemesh+{version}"
+    assert info.name == f"blazeface-full-range-sparse+blazeface-short-range+facemesh+selfie-segmentation+{version}"
     assert info.version.endswith(f"+{version}")
     assert info.passes == PRESETS[Preset.BALANCED].describe()
     assert info.passes[-2].startswith("second look")

@@ -1,7 +1,10 @@
-"""The verifier: crops turned upright from the eyes, borders, FaceMesh's presence, and its pinned files."""
+"""The verifier: crops turned upright from the eyes, borders, FaceMesh's presence, the person mask, and its
+pinned files."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import shutil
 from pathlib import Path
@@ -14,12 +17,13 @@ from consumer.detection.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, Mode
 from consumer.detection.verify import (
     VERIFIER_FILE,
     FaceMesh,
+    PersonMask,
     crop_square,
     load_verifier_model,
     upright_angle,
 )
 from consumer.errors import ModelFileError
-from consumer.imaging.types import Point
+from consumer.imaging.types import Box, Point
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, read_image
 
@@ -93,7 +97,8 @@ def test_the_verifier_model_is_pinned_and_an_altered_copy_is_refused(tmp_path: P
     model = load_verifier_model()
     for stages in (model.colour, model.monochrome):
         assert len(stages.first.features) == len(stages.first.weights) > 1
-        assert "relook" in stages.second.features
+        assert {"relook", "person", "around"} <= set(stages.second.features)  # looked at where in doubt only
+        assert not {"relook", "person", "around"} & set(stages.first.features)
     assert "skin" in model.colour.first.features
     assert not {"skin", "sat"} & set(model.monochrome.first.features)  # a monochrome photo has no colour to weigh
     assert model.stages(monochrome=True) is model.monochrome
@@ -104,3 +109,45 @@ def test_the_verifier_model_is_pinned_and_an_altered_copy_is_refused(tmp_path: P
         load_verifier_model(copy)
     with pytest.raises(ModelFileError, match="missing"):
         load_verifier_model(tmp_path / "nothing.json")
+
+
+def test_a_model_whose_first_stage_weighs_a_second_look_is_refused(tmp_path: Path) -> None:
+    entry = json.loads(VERIFIER_FILE.read_text())
+    entry["colour"]["first"]["features"][-1] = "person"  # the first stage runs before the person mask is looked at
+    copy = tmp_path / VERIFIER_FILE.name
+    copy.write_text(json.dumps(entry))
+    with pytest.raises(ModelFileError, match="person"):
+        load_verifier_model(copy, hashlib.sha256(copy.read_bytes()).hexdigest())
+
+
+def test_the_person_mask_covers_the_astronaut_and_not_a_spot_in_the_cats_fur() -> None:
+    person = PersonMask(DEFAULT_MODELS_DIR)
+    x, y, w, h = ASTRONAUT_FACE
+    on_face, around_face = person.shares(read_image(SAMPLES / "astronaut.png"), Box(x, y, w, h))
+    cat = read_image(SAMPLES / "chelsea.png")
+    on_fur, around_fur = person.shares(cat, Box(205, 130, 40, 40))
+    assert on_face > 0.8
+    assert around_face > 0.3
+    assert on_fur < 0.1
+    assert around_fur < 0.1
+    # A crop the subject fills reads as a person whatever it is: the fitted model weighs the mask with size and
+    # FaceMesh, which tells the cat's face apart.
+    assert person.shares(cat, Box(165, 90, 120, 120))[0] > 0.5
+    person.close()
+
+
+def test_the_person_mask_of_a_candidate_at_the_border_reads_only_its_box() -> None:
+    person = PersonMask(DEFAULT_MODELS_DIR)
+    image = np.zeros((300, 300, 3), np.uint8)
+    assert person.shares(image, Box(0, 0, 10, 10)) == pytest.approx((0.0, 0.0), abs=0.05)  # black: no person
+    assert person.shares(image, Box(295, 295, 5, 5))[0] <= 1.0
+    person.close()
+
+
+def test_an_altered_segmentation_file_is_refused(tmp_path: Path) -> None:
+    model = MODEL_FILES[ModelKind.SELFIE_SEGMENTATION]
+    altered = bytearray((DEFAULT_MODELS_DIR / model.filename).read_bytes())
+    altered[5000] ^= 0xFF
+    (tmp_path / model.filename).write_bytes(bytes(altered))
+    with pytest.raises(ModelFileError, match="sha256"):
+        PersonMask(tmp_path)
