@@ -30,9 +30,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import cv2
 import numpy as np
@@ -194,60 +196,69 @@ def crop_square(pixels: Pixels, centre: Point, span: float, angle: float, side: 
     return cv2.warpAffine(region, matrix, (side, side), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
 
 
-class FaceMesh:
-    """FaceMesh on 192-px RGB crops: the face-presence logit. One per thread, like the detectors."""
+class CropNetwork:
+    """One of MediaPipe's networks on square 8-bit RGB crops, which it takes in [0, 1]: loaded after the sha256
+    check, warmed up, and run for the one output its subclass reads. One per thread, like the detectors."""
 
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, kind: ModelKind, models_dir: Path) -> None:
         """Raises ModelFileError when the model file is missing or altered."""
-        path = verified_model_path(ModelKind.FACE_MESH, models_dir)
-        self.side = MODEL_FILES[ModelKind.FACE_MESH].input_side
+        path = verified_model_path(kind, models_dir)
+        self.side = MODEL_FILES[kind].input_side
         with native_stderr_silenced():
             self._interpreter = Interpreter(model_path=str(path), num_threads=1)
             self._interpreter.allocate_tensors()
         self._input_index = self._interpreter.get_input_details()[0]["index"]
-        outputs = {int(np.prod(o["shape"])): o["index"] for o in self._interpreter.get_output_details()}
-        self._presence_index = outputs[1]  # the other output, 468 landmarks, is not read
+        self._output_index = self.output_index(self._interpreter.get_output_details())
         self._input = np.zeros((1, self.side, self.side, 3), np.float32)
-        self.presence(np.zeros((self.side, self.side, 3), np.uint8))  # the first inference prepares the delegate
+        self.run(np.zeros((self.side, self.side, 3), np.uint8))  # the first inference prepares the delegate
 
-    def presence(self, rgb: np.ndarray) -> float:
-        """The face-presence logit of a `side`-px square 8-bit RGB crop (positive: a face fills it)."""
-        np.multiply(rgb, np.float32(1 / 255), out=self._input[0], casting="unsafe")  # the network takes [0, 1]
+    def output_index(self, outputs: list[dict[str, Any]]) -> int:
+        """The index of the output this network is run for (default: its first)."""
+        return int(outputs[0]["index"])
+
+    def run(self, rgb: np.ndarray) -> np.ndarray:
+        """That output for a `side`-px square 8-bit RGB crop."""
+        np.multiply(rgb, np.float32(1 / 255), out=self._input[0], casting="unsafe")
         with native_stderr_silenced():
             self._interpreter.set_tensor(self._input_index, self._input)
             self._interpreter.invoke()
-        return float(self._interpreter.get_tensor(self._presence_index).reshape(-1)[0])
+        output: np.ndarray = self._interpreter.get_tensor(self._output_index)
+        return output
 
     def close(self) -> None:
         vars(self).pop("_interpreter", None)
+
+
+class FaceMesh(CropNetwork):
+    """FaceMesh on 192-px crops: the face-presence logit."""
+
+    def __init__(self, models_dir: Path) -> None:
+        """Raises ModelFileError when the model file is missing or altered."""
+        super().__init__(ModelKind.FACE_MESH, models_dir)
+
+    def output_index(self, outputs: list[dict[str, Any]]) -> int:
+        sizes = {int(np.prod(o["shape"])): int(o["index"]) for o in outputs}
+        return sizes[1]  # the other output, 468 landmarks, is not read
+
+    def presence(self, rgb: np.ndarray) -> float:
+        """The face-presence logit of a `side`-px square 8-bit RGB crop (positive: a face fills it)."""
+        return float(self.run(rgb).reshape(-1)[0])
 
 
 PERSON_SPAN = 4.0  # the person crop's side, in multiples of the candidate's longer side
 PERSON_DROP = 0.75  # ... centred this many of its sides below the candidate's centre: head and shoulders
 
 
-class PersonMask:
-    """MediaPipe's selfie segmentation on a head-and-shoulders crop around a candidate. One per thread."""
+class PersonMask(CropNetwork):
+    """MediaPipe's selfie segmentation on a head-and-shoulders crop around a candidate."""
 
     def __init__(self, models_dir: Path) -> None:
         """Raises ModelFileError when the model file is missing or altered."""
-        path = verified_model_path(ModelKind.SELFIE_SEGMENTATION, models_dir)
-        self.side = MODEL_FILES[ModelKind.SELFIE_SEGMENTATION].input_side
-        with native_stderr_silenced():
-            self._interpreter = Interpreter(model_path=str(path), num_threads=1)
-            self._interpreter.allocate_tensors()
-        self._input_index = self._interpreter.get_input_details()[0]["index"]
-        self._mask_index = self._interpreter.get_output_details()[0]["index"]
-        self._input = np.zeros((1, self.side, self.side, 3), np.float32)
-        self.mask(np.zeros((self.side, self.side, 3), np.uint8))  # the first inference prepares the delegate
+        super().__init__(ModelKind.SELFIE_SEGMENTATION, models_dir)
 
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         """The person probability of each pixel of a `side`-px square 8-bit RGB crop."""
-        np.multiply(rgb, np.float32(1 / 255), out=self._input[0], casting="unsafe")  # the network takes [0, 1]
-        with native_stderr_silenced():
-            self._interpreter.set_tensor(self._input_index, self._input)
-            self._interpreter.invoke()
-        mask: np.ndarray = self._interpreter.get_tensor(self._mask_index)[0, :, :, 0]
+        mask: np.ndarray = self.run(rgb)[0, :, :, 0]
         return mask
 
     def shares(self, pixels: Pixels, box: Box) -> tuple[float, float]:
@@ -308,14 +319,15 @@ class Looker:
     detector. One per thread; never shared."""
 
     def __init__(self, models_dir: Path) -> None:
-        """Raises ModelFileError when a model file is missing or altered."""
-        self._mesh = FaceMesh(models_dir)
-        try:
+        """Raises ModelFileError when a model file is missing or altered (those loaded already are closed)."""
+        with ExitStack() as loaded:
+            self._mesh = FaceMesh(models_dir)
+            loaded.callback(self._mesh.close)
             self._person = PersonMask(models_dir)
+            loaded.callback(self._person.close)
             self._relook = FaceDetector(ModelKind.FULL_RANGE, models_dir, RELOOK_MIN_SCORE)
-        except BaseException:
-            self.close()
-            raise
+            loaded.callback(self._relook.close)
+            self._loaded = loaded.pop_all()
 
     def features(self, pixels: Pixels, detection: Detection) -> dict[str, float]:
         """The first stage's features of `detection`, looked at in `pixels`."""
@@ -330,9 +342,7 @@ class Looker:
         return {"relook": logit(relook_score(self._relook, pixels, detection.box)), "person": person, "around": around}
 
     def close(self) -> None:
-        for network in (self._mesh, vars(self).get("_person"), vars(self).get("_relook")):
-            if network is not None:
-                network.close()
+        self._loaded.close()
 
 
 class Verifier:

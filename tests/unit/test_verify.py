@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ import pytest
 from consumer.detection.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
 from consumer.detection.verify import (
     VERIFIER_FILE,
+    CropNetwork,
     FaceMesh,
     PersonMask,
     crop_square,
@@ -84,13 +86,18 @@ def test_facemesh_sees_the_astronauts_face_and_not_the_cat() -> None:
     mesh.close()
 
 
-def test_an_altered_facemesh_file_is_refused(tmp_path: Path) -> None:
-    model = MODEL_FILES[ModelKind.FACE_MESH]
+@pytest.mark.parametrize(
+    ("kind", "network"), [(ModelKind.FACE_MESH, FaceMesh), (ModelKind.SELFIE_SEGMENTATION, PersonMask)]
+)
+def test_an_altered_file_of_the_verifiers_networks_is_refused(
+    tmp_path: Path, kind: ModelKind, network: Callable[[Path], CropNetwork]
+) -> None:
+    model = MODEL_FILES[kind]
     altered = bytearray((DEFAULT_MODELS_DIR / model.filename).read_bytes())
     altered[5000] ^= 0xFF
     (tmp_path / model.filename).write_bytes(bytes(altered))
     with pytest.raises(ModelFileError, match="sha256"):
-        FaceMesh(tmp_path)
+        network(tmp_path)
 
 
 def test_the_verifier_model_is_pinned_and_an_altered_copy_is_refused(tmp_path: Path) -> None:
@@ -142,12 +149,3 @@ def test_the_person_mask_of_a_candidate_at_the_border_reads_only_its_box() -> No
     assert person.shares(image, Box(0, 0, 10, 10)) == pytest.approx((0.0, 0.0), abs=0.05)  # black: no person
     assert person.shares(image, Box(295, 295, 5, 5))[0] <= 1.0
     person.close()
-
-
-def test_an_altered_segmentation_file_is_refused(tmp_path: Path) -> None:
-    model = MODEL_FILES[ModelKind.SELFIE_SEGMENTATION]
-    altered = bytearray((DEFAULT_MODELS_DIR / model.filename).read_bytes())
-    altered[5000] ^= 0xFF
-    (tmp_path / model.filename).write_bytes(bytes(altered))
-    with pytest.raises(ModelFileError, match="sha256"):
-        PersonMask(tmp_path)
