@@ -262,22 +262,31 @@ class PersonMask(CropNetwork):
         return mask
 
     def shares(self, pixels: Pixels, box: Box) -> tuple[float, float]:
-        """The mean person probability over `box` and over the whole crop around it: `PERSON_SPAN` times its
-        longer side, centred `PERSON_DROP` of it below the candidate's centre (black beyond the border)."""
-        size = max(box.w, box.h)
-        centre = Point(box.centre.x, box.centre.y + PERSON_DROP * size)
-        mask = self.mask(crop_square(pixels, centre, PERSON_SPAN * size, 0.0, self.side))
-        scale = self.side / (PERSON_SPAN * size)  # crop pixels per image pixel
-        x0 = self.side / 2 + (box.x - centre.x) * scale
-        y0 = self.side / 2 + (box.y - centre.y) * scale
-        inside = mask[
-            max(0, math.floor(y0)) : max(1, math.ceil(y0 + box.h * scale)),
-            max(0, math.floor(x0)) : max(1, math.ceil(x0 + box.w * scale)),
-        ]
+        """The mean person probability over `box` and over the whole crop around it (`person_crop`; black
+        beyond the image's border)."""
+        centre, span = person_crop(box)
+        mask = self.mask(crop_square(pixels, centre, span, 0.0, self.side))
+        rows, columns = box_in_crop(box, centre, span, self.side)
+        inside = mask[rows, columns]
         return float(inside.mean()) if inside.size else 0.0, float(mask.mean())
 
-    def close(self) -> None:
-        vars(self).pop("_interpreter", None)
+
+def person_crop(box: Box) -> tuple[Point, float]:
+    """The centre and side of the head-and-shoulders square the person mask looks at for `box`: `PERSON_SPAN`
+    times its longer side, centred `PERSON_DROP` of that side below its centre."""
+    size = max(box.w, box.h)
+    return Point(box.centre.x, box.centre.y + PERSON_DROP * size), PERSON_SPAN * size
+
+
+def box_in_crop(box: Box, centre: Point, span: float, side: int) -> tuple[slice, slice]:
+    """The rows and columns `box` covers in the `side`-px crop of the `span`-px square around `centre`, cut
+    to the crop (at least one pixel each, so that a box at the crop's edge still reads the edge)."""
+    scale = side / span  # crop pixels per image pixel
+    x0 = side / 2 + (box.x - centre.x) * scale
+    y0 = side / 2 + (box.y - centre.y) * scale
+    rows = slice(max(0, math.floor(y0)), max(1, math.ceil(y0 + box.h * scale)))
+    columns = slice(max(0, math.floor(x0)), max(1, math.ceil(x0 + box.w * scale)))
+    return rows, columns
 
 
 def presence_of(mesh: FaceMesh, pixels: Pixels, detection: Detection) -> float:

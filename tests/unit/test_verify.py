@@ -20,8 +20,10 @@ from consumer.detection.verify import (
     CropNetwork,
     FaceMesh,
     PersonMask,
+    box_in_crop,
     crop_square,
     load_verifier_model,
+    person_crop,
     upright_angle,
 )
 from consumer.errors import ModelFileError
@@ -149,3 +151,14 @@ def test_the_person_mask_of_a_candidate_at_the_border_reads_only_its_box() -> No
     assert person.shares(image, Box(0, 0, 10, 10)) == pytest.approx((0.0, 0.0), abs=0.05)  # black: no person
     assert person.shares(image, Box(295, 295, 5, 5))[0] <= 1.0
     person.close()
+
+
+def test_the_person_crop_holds_head_and_shoulders_and_the_box_is_found_in_it() -> None:
+    box = Box(100, 100, 40, 40)
+    centre, span = person_crop(box)
+    assert (centre, span) == (Point(120, 150), 160)  # 4 sides wide, centred 3/4 of a side below the face
+    rows, columns = box_in_crop(box, centre, span, 256)
+    assert (rows, columns) == (slice(48, 112), slice(96, 160))  # the middle of the upper half
+    wide = Box(0, 0, 30, 10)  # the longer side sizes the crop
+    assert person_crop(wide) == (Point(15, 27.5), 120)
+    assert box_in_crop(wide, *person_crop(wide), 240) == (slice(65, 85), slice(90, 150))
