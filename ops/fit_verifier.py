@@ -9,11 +9,11 @@ over `wider-tune/` (800 WIDER val photos, disjoint from `faces/`), computes each
 candidate's features (`consumer/detection/verify.py`: the detector's score,
 FaceMesh's presence logit on the upright crop, the full-range relook's score,
 size, the colour of its middle, the person mask's shares of it and around it) and labels it a face when it
-overlaps an annotated face by IoU >= 0.3, not a face when by < 0.2 (those in between are left out). Two logistic
+overlaps an annotated face by IoU >= 0.3, not a face when by < 0.2 (those in between are left out). Three logistic
 regressions (scikit-learn) are fitted on the even-numbered photos: the first
-stage on what FaceMesh, the detector and the colour say, the second also on the relook and the person mask,
-which the verifier looks at only where the first stage's probability is in doubt
-(`DOUBT`). Both are reported on the odd-numbered photos: ROC AUC per candidate
+stage on what FaceMesh, the detector and the colour say, the second also on the person mask, the third also
+on the relook; the verifier takes each look only where the stage before it is in doubt (`DOUBT`). All are
+reported on the odd-numbered photos: ROC AUC per candidate
 height, and at several probability thresholds the share of true faces kept and
 of false candidates kept. `--write` writes that model (fitted on the
 even-numbered photos only, so that the odd-numbered ones and `faces/` stay held
@@ -44,7 +44,7 @@ from consumer.config import Settings  # noqa: E402
 from consumer.detection.colour import MONOCHROME_TINT, detector_view  # noqa: E402
 from consumer.detection.scan import ScanDetector  # noqa: E402
 from consumer.detection.strategy import PRESETS, Preset, Strategy  # noqa: E402
-from consumer.detection.verify import BASE_FEATURES, Looker  # noqa: E402
+from consumer.detection.verify import BASE_FEATURES, LOOKS, Looker  # noqa: E402
 from consumer.evaluation.recall import AnnotatedImage, load_annotations  # noqa: E402
 from consumer.imaging.decode import decode_image, to_gray8  # noqa: E402
 
@@ -55,10 +55,12 @@ FACE_IOU, NOT_FACE_IOU = 0.3, 0.2
 # sees them (tinted, `consumer/detection/colour.py`); colour photos: the same and their colour.
 FIRST_MONOCHROME = ("bias", "score", "presence", "log_height", "score*log_height", "presence*log_height")
 FIRST = (*FIRST_MONOCHROME, "skin", "sat", "skin*log_height")
-# The second stage's addition: the relook and the person mask (`SECOND_LOOK`).
-SECOND_LOOK = ("relook", "relook*log_height", "person", "around", "person*log_height", "around*log_height")
-SECOND, SECOND_MONOCHROME = (*FIRST, *SECOND_LOOK), (*FIRST_MONOCHROME, *SECOND_LOOK)
-DOUBT = (0.15, 0.6)  # first-stage probabilities looked at again and decided by the second stage
+# What each look of `LOOKS` adds to the stage after it, in their order: the person mask, then the relook.
+ADDED = {
+    "person": ("person", "around", "person*log_height", "around*log_height"),
+    "relook": ("relook", "relook*log_height"),
+}
+DOUBT = (0.15, 0.6)  # probabilities a stage leaves in doubt: the next look is taken and the next stage decides
 HEIGHTS = ((16, 32), (32, 64), (64, 128), (128, 10**6))
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.5)
 
@@ -85,7 +87,9 @@ def candidate_rows(
                 found = []
                 for detection in detector.candidates(pixels):
                     best = max((detection.box.iou(face.box) for face in image.faces), default=0.0)
-                    values = {**looker.features(pixels, detection), **looker.second_look(pixels, detection)}
+                    values = looker.features(pixels, detection)
+                    for look in LOOKS:
+                        values.update(looker.look(look, pixels, detection))
                     found.append({**values, "height": detection.box.h, "iou": best})
                 cached.write_text(json.dumps(found))
             for row in json.loads(cached.read_text()):
@@ -118,17 +122,26 @@ def fit(rows: list[dict[str, float]], features: tuple[str, ...], c: float) -> np
     return np.asarray(model.coef_[0])
 
 
+def stage_features(first: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The features of each stage: the first's, then each adding one look's (`LOOKS`, in order)."""
+    stages = [first]
+    for look in LOOKS:
+        stages.append((*stages[-1], *ADDED[look]))
+    return stages
+
+
 def cascade(
-    rows: list[dict[str, float]],
-    features: tuple[tuple[str, ...], tuple[str, ...]],
-    first: np.ndarray,
-    second: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's probability as the verifier computes it, and whether it was relooked."""
-    p1 = 1 / (1 + np.exp(-(matrix(rows, features[0]) @ first)))
-    p2 = 1 / (1 + np.exp(-(matrix(rows, features[1]) @ second)))
-    relooked = (p1 >= DOUBT[0]) & (p1 <= DOUBT[1])
-    return np.where(relooked, p2, p1), relooked
+    rows: list[dict[str, float]], features: list[tuple[str, ...]], weights: list[np.ndarray]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each row's probability as the verifier computes it, and for each look whether it was taken."""
+    probability = 1 / (1 + np.exp(-(matrix(rows, features[0]) @ weights[0])))
+    taken = np.ones(len(rows), bool)
+    looked = []
+    for stage, weight in zip(features[1:], weights[1:], strict=True):
+        taken &= (probability >= DOUBT[0]) & (probability <= DOUBT[1])
+        looked.append(taken.copy())
+        probability = np.where(taken, 1 / (1 + np.exp(-(matrix(rows, stage) @ weight))), probability)
+    return probability, looked
 
 
 def report(rows: list[dict[str, float]], probability: np.ndarray) -> None:
@@ -161,25 +174,29 @@ def main() -> int:
     args = parser.parse_args()
     images = load_annotations(args.annotations)
     images = images[: args.limit] if args.limit else images
-    variants = {"colour": (FIRST, SECOND, False), "monochrome": (FIRST_MONOCHROME, SECOND_MONOCHROME, True)}
+    variants = {"colour": (FIRST, False), "monochrome": (FIRST_MONOCHROME, True)}
     fitted: dict[str, object] = {}
     fitted_on: dict[str, int] = {}  # candidates of the even-numbered photos per variant
-    for name, (first_features, second_features, monochrome) in variants.items():
+    for name, (first_features, monochrome) in variants.items():
         rows = candidate_rows(images, args.preset, Settings().models_dir, monochrome)
         even = [row for row in rows if row["image"] % 2 == 0]
         odd = [row for row in rows if row["image"] % 2 == 1]
-        first, second = fit(even, first_features, args.c), fit(even, second_features, args.c)
+        features = stage_features(first_features)
+        weights = [fit(even, stage, args.c) for stage in features]
         print(
             f"{name}: {len(images)} photos of {args.annotations}; fitted on {len(even)} candidates of the even-numbered"
         )
-        probability, relooked = cascade(odd, (first_features, second_features), first, second)
-        print(f"held-out, {len(odd)} candidates of the odd-numbered photos ({relooked.mean():.0%} relooked):")
+        probability, looked = cascade(odd, features, weights)
+        taken = ", ".join(f"{look} {share.mean():.0%}" for look, share in zip(LOOKS, looked, strict=True))
+        print(f"held-out, {len(odd)} candidates of the odd-numbered photos (looked at: {taken}):")
         report(odd, probability)
         print("  the first stage alone:")
-        report(odd, 1 / (1 + np.exp(-(matrix(odd, first_features) @ first))))
+        report(odd, 1 / (1 + np.exp(-(matrix(odd, features[0]) @ weights[0]))))
         fitted[name] = {
-            "first": {"features": list(first_features), "weights": [round(float(w), 6) for w in first]},
-            "second": {"features": list(second_features), "weights": [round(float(w), 6) for w in second]},
+            "stages": [
+                {"features": list(stage), "weights": [round(float(w), 6) for w in weight]}
+                for stage, weight in zip(features, weights, strict=True)
+            ]
         }
         fitted_on[name] = len(even)
     if args.write:

@@ -10,15 +10,16 @@ signal decides alone: FaceMesh's presence score separates faces from the rest
 well for large candidates and poorly for 16-32 px ones, where the detector's own
 score is the better signal. A small logistic model combines them, size-aware
 (`VerifierModel`), into the probability that the candidate is a face. Where that
-first stage is in doubt (a third of the candidates), the full-range detector
-looks at a crop six times the candidate's size (another scale, with the
-surroundings) for a face there again, MediaPipe's selfie segmentation says how
-much of the candidate and of a head-and-shoulders crop around it is a person
-(`PersonMask`), and a second fitted model decides. A real face in a crowd 20 px
-tall still sits on a body, while menu lettering, a carved pattern or a tap
-handle sits on none: the signal FaceMesh cannot give for small candidates. These
-two looks cost several times what FaceMesh does, so they run only where the
-first stage is in doubt (about one candidate in four).
+first stage is in doubt (about one candidate in four), MediaPipe's selfie
+segmentation says how much of the candidate and of a head-and-shoulders crop
+around it is a person (`PersonMask`), and a second fitted model decides. A real
+face in a crowd 20 px tall still sits on a body, while menu lettering, a carved
+pattern or a tap handle sits on none: the signal FaceMesh cannot give for small
+candidates. Where the second stage is still in doubt (about one candidate in
+seven), the full-range detector looks at a crop six times the candidate's size
+(another scale, with the surroundings) for a face there again, and a third
+model decides. Each look costs several times what FaceMesh does, so each runs
+only where the stage before it is in doubt (`LOOKS`).
 
 The model is fitted by `ops/fit_verifier.py` on one half of `wider-tune/` and
 ships as a small versioned JSON file beside this module, pinned by its sha256
@@ -49,7 +50,7 @@ from consumer.imaging.decode import to_rgb8
 from consumer.imaging.types import Box, Detection, Pixels, Point
 
 VERIFIER_FILE = Path(__file__).with_name("verifier-v4.json")
-VERIFIER_SHA256 = "4ea18f98f0413496124a19bfb3c88362463579af1df19e7947ed3bdc70fe6c4c"
+VERIFIER_SHA256 = "f56073a8d99300e0260d97663edcac59c62d81465ea17f2651fce3f8ef5f86b2"
 ZOOM = 1.5  # FaceMesh's crop side, in multiples of the candidate's longer side (a second crop at 2.0 added nothing)
 LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before their logit
 
@@ -62,7 +63,8 @@ LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before the
 # against the detector's, the detections merged into a candidate, its aspect and a second zoom were measured
 # and added nothing: docs/detection.md.)
 BASE_FEATURES = ("bias", "score", "relook", "presence", "log_height", "skin", "sat", "person", "around")
-SECOND_LOOK = ("relook", "person", "around")  # what only the second stage weighs: looked at where in doubt
+# The looks taken where a stage is in doubt, cheapest first, and the features each adds for the stage after it.
+LOOKS: dict[str, tuple[str, ...]] = {"person": ("person", "around"), "relook": ("relook",)}
 
 
 @dataclass(frozen=True)
@@ -77,19 +79,15 @@ class Stage:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-@dataclass(frozen=True)
-class Stages:
-    """Two fitted stages: the first weighs what FaceMesh, the detector and the colour say; a candidate it leaves
-    in doubt is looked at again (`SECOND_LOOK`) and decided by the second."""
-
-    first: Stage
-    second: Stage
+# Fitted stages: the first weighs what FaceMesh, the detector and the colour say; each later one also weighs
+# what one more look (`LOOKS`, in order) says, and decides a candidate the stage before it left in doubt.
+Stages = tuple[Stage, ...]
 
 
 @dataclass(frozen=True)
 class VerifierModel:
     """The stages for colour photos, and those for monochrome ones (fitted on gray copies seen through the
-    detector's tint, `consumer/detection/colour.py`), and the first-stage probabilities that are in doubt."""
+    detector's tint, `consumer/detection/colour.py`), and the probabilities that are in doubt."""
 
     version: str
     colour: Stages
@@ -126,11 +124,16 @@ def load_verifier_model(path: Path = VERIFIER_FILE, sha256: str = VERIFIER_SHA25
     )
 
 
-def _stages(path: Path, entry: dict[str, dict[str, list[object]]]) -> Stages:
-    first, second = (_stage(path, entry[name]) for name in ("first", "second"))
-    if second_only := {part for name in first.features for part in name.split("*")} & set(SECOND_LOOK):
-        raise ModelFileError(f"verifier model {path}: its first stage weighs {sorted(second_only)}, only the second's")
-    return Stages(first, second)
+def _stages(path: Path, entry: dict[str, list[dict[str, list[object]]]]) -> Stages:
+    stages = tuple(_stage(path, stage) for stage in entry["stages"])
+    if len(stages) != 1 + len(LOOKS):
+        raise ModelFileError(f"verifier model {path} has {len(stages)} stages, not {1 + len(LOOKS)}")
+    looks = list(LOOKS.values())
+    for index, stage in enumerate(stages):
+        weighed = {part for name in stage.features for part in name.split("*")}
+        if later := weighed & {feature for look in looks[index:] for feature in look}:
+            raise ModelFileError(f"verifier model {path}: stage {index + 1} weighs {sorted(later)}, looked at later")
+    return stages
 
 
 def _stage(path: Path, entry: dict[str, list[object]]) -> Stage:
@@ -344,11 +347,15 @@ class Looker:
             detection, presence_of(self._mesh, pixels, detection), colour_features(pixels, detection.box)
         )
 
-    def second_look(self, pixels: Pixels, detection: Detection) -> dict[str, float]:
-        """The features only the second stage weighs (`SECOND_LOOK`): the full-range detector's score for the
-        candidate, as a logit, and the person shares of it and around it."""
-        person, around = self._person.shares(pixels, detection.box)
-        return {"relook": logit(relook_score(self._relook, pixels, detection.box)), "person": person, "around": around}
+    def look(self, name: str, pixels: Pixels, detection: Detection) -> dict[str, float]:
+        """The features look `name` of `LOOKS` adds: `person`, the person shares of the candidate and around it;
+        `relook`, the full-range detector's score for it, as a logit."""
+        if name == "person":
+            person, around = self._person.shares(pixels, detection.box)
+            return {"person": person, "around": around}
+        if name == "relook":
+            return {"relook": logit(relook_score(self._relook, pixels, detection.box))}
+        raise ValueError(f"no look named {name!r}")
 
     def close(self) -> None:
         self._loaded.close()
@@ -365,12 +372,15 @@ class Verifier:
     def probability(self, pixels: Pixels, detection: Detection, monochrome: bool) -> float:
         """The probability that `detection` is a face, looked at in `pixels` (the detector's view: a monochrome
         photo's tinted, `detector_view`) with the stages for that kind of photo."""
-        stages = self.model.stages(monochrome)
+        first, *later = self.model.stages(monochrome)
         values = self._looker.features(pixels, detection)
-        probability = stages.first.probability(values)
-        if not self.model.in_doubt(probability):
-            return probability
-        return stages.second.probability({**values, **self._looker.second_look(pixels, detection)})
+        probability = first.probability(values)
+        for look, stage in zip(LOOKS, later, strict=True):
+            if not self.model.in_doubt(probability):
+                break
+            values.update(self._looker.look(look, pixels, detection))
+            probability = stage.probability(values)
+        return probability
 
     def close(self) -> None:
         self._looker.close()

@@ -68,7 +68,7 @@ def test_a_fixed_wider_subset_turned_gray_keeps_its_recall_and_precision(detecto
 
     report = evaluate(suite_images(Suite.FACES, limit=60), lambda p: [d.box for d in detector.detect(gray(p))], MARGIN)
     assert report.masked_share >= 0.33  # measured 35.5% on these 60 photos (verifier v3: 33.8%; untinted, v2: 21.3%)
-    assert report.unmatched / report.detections <= 0.49  # measured 45.4% (crowds: on all 400, 25.2%)
+    assert report.unmatched / report.detections <= 0.49  # measured 45.2% (crowds: on all 400, 25.2%)
 
 
 def test_every_face_gets_its_verification_and_a_request_may_ask_for_more_masks(detector: ScanDetector) -> None:

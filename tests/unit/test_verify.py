@@ -105,11 +105,14 @@ def test_an_altered_file_of_the_verifiers_networks_is_refused(
 def test_the_verifier_model_is_pinned_and_an_altered_copy_is_refused(tmp_path: Path) -> None:
     model = load_verifier_model()
     for stages in (model.colour, model.monochrome):
-        assert len(stages.first.features) == len(stages.first.weights) > 1
-        assert {"relook", "person", "around"} <= set(stages.second.features)  # looked at where in doubt only
-        assert not {"relook", "person", "around"} & set(stages.first.features)
-    assert "skin" in model.colour.first.features
-    assert not {"skin", "sat"} & set(model.monochrome.first.features)  # a monochrome photo has no colour to weigh
+        first, person, relook = stages  # a stage for each look (`LOOKS`), in order: the person mask, the relook
+        assert len(first.features) == len(first.weights) > 1
+        assert not {"relook", "person", "around"} & set(first.features)
+        assert {"person", "around"} <= set(person.features)
+        assert "relook" not in person.features
+        assert {"relook", "person", "around"} <= set(relook.features)
+    assert "skin" in model.colour[0].features
+    assert not {"skin", "sat"} & set(model.monochrome[0].features)  # a monochrome photo has no colour to weigh
     assert model.stages(monochrome=True) is model.monochrome
     copy = tmp_path / VERIFIER_FILE.name
     shutil.copy(VERIFIER_FILE, copy)
@@ -120,12 +123,22 @@ def test_the_verifier_model_is_pinned_and_an_altered_copy_is_refused(tmp_path: P
         load_verifier_model(tmp_path / "nothing.json")
 
 
-def test_a_model_whose_first_stage_weighs_a_second_look_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stage", "feature", "refusal"),
+    [(0, "person", "stage 1 weighs"), (1, "relook", "stage 2 weighs"), (None, "", "2 stages, not 3")],
+)
+def test_a_model_weighing_a_look_before_it_is_taken_or_missing_a_stage_is_refused(
+    tmp_path: Path, stage: int | None, feature: str, refusal: str
+) -> None:
     entry = json.loads(VERIFIER_FILE.read_text())
-    entry["colour"]["first"]["features"][-1] = "person"  # the first stage runs before the person mask is looked at
+    stages = entry["colour"]["stages"]
+    if stage is None:
+        stages.pop()
+    else:
+        stages[stage]["features"][-1] = feature  # weighed before the look that measures it
     copy = tmp_path / VERIFIER_FILE.name
     copy.write_text(json.dumps(entry))
-    with pytest.raises(ModelFileError, match="person"):
+    with pytest.raises(ModelFileError, match=refusal):
         load_verifier_model(copy, hashlib.sha256(copy.read_bytes()).hexdigest())
 
 
