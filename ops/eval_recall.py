@@ -122,28 +122,27 @@ def main() -> int:
     parser.add_argument("--peer", choices=["deface"], help="also run this peer on the same images")
     parser.add_argument("--monochrome", action="store_true", help="turn every photo gray first (both read the copy)")
     args = parser.parse_args()
-    folder = tempfile.TemporaryDirectory(prefix="faceguard-gray-")
-    settings = Settings()
-    summaries = {}
-    for suite in args.suite or [Suite.FACES]:
-        images = suite_images(suite, split=args.split, limit=args.limit)
-        if args.monochrome:
-            images = gray_copies(images, Path(folder.name))
-        reports: dict[str, Report] = {
-            f"faceguard {preset.value}": evaluate_strategy(
-                images, PRESETS[preset], settings.models_dir, settings.mask_margin
-            )
-            for preset in args.preset or list(Preset)
-        }
-        if args.peer == "deface":
-            reports.update(run_deface(images))
-        print(f"\n{suite.value}: {len(images)} photos ({args.split.value}){', gray' if args.monochrome else ''}")
-        print(format_table(reports))
-        if not suite.annotated:
-            print(format_per_image(reports))
-        summaries[suite.value] = {name: report.summary() for name, report in reports.items()}
+    with tempfile.TemporaryDirectory(prefix="faceguard-gray-") as folder:  # the gray copies, gone after
+        settings = Settings()
+        summaries = {}
+        for suite in args.suite or [Suite.FACES]:
+            images = suite_images(suite, split=args.split, limit=args.limit)
+            if args.monochrome:
+                images = gray_copies(images, Path(folder))
+            reports: dict[str, Report] = {
+                f"faceguard {preset.value}": evaluate_strategy(
+                    images, PRESETS[preset], settings.models_dir, settings.mask_margin
+                )
+                for preset in args.preset or list(Preset)
+            }
+            if args.peer == "deface":
+                reports.update(run_deface(images))
+            print(f"\n{suite.value}: {len(images)} photos ({args.split.value}){', gray' if args.monochrome else ''}")
+            print(format_table(reports))
+            if not suite.annotated:
+                print(format_per_image(reports))
+            summaries[suite.value] = {name: report.summary() for name, report in reports.items()}
     print(json.dumps(summaries))
-    folder.cleanup()
     return 0
 
 

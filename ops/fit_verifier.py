@@ -55,11 +55,6 @@ FACE_IOU, NOT_FACE_IOU = 0.3, 0.2
 # sees them (tinted, `consumer/detection/colour.py`); colour photos: the same and their colour.
 FIRST_MONOCHROME = ("bias", "score", "presence", "log_height", "score*log_height", "presence*log_height")
 FIRST = (*FIRST_MONOCHROME, "skin", "sat", "skin*log_height")
-# What each look of `LOOKS` adds to the stage after it, in their order: the person mask, then the relook.
-ADDED = {
-    "person": ("person", "around", "person*log_height", "around*log_height"),
-    "relook": ("relook", "relook*log_height"),
-}
 DOUBT = (0.15, 0.6)  # probabilities a stage leaves in doubt: the next look is taken and the next stage decides
 HEIGHTS = ((16, 32), (32, 64), (64, 128), (128, 10**6))
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.5)
@@ -123,10 +118,11 @@ def fit(rows: list[dict[str, float]], features: tuple[str, ...], c: float) -> np
 
 
 def stage_features(first: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """The features of each stage: the first's, then each adding one look's (`LOOKS`, in order)."""
+    """The features of each stage: the first's, then each adding what one look measures (`LOOKS`, in order),
+    each feature also times the height."""
     stages = [first]
-    for look in LOOKS:
-        stages.append((*stages[-1], *ADDED[look]))
+    for measured in LOOKS.values():
+        stages.append((*stages[-1], *measured, *(f"{name}*log_height" for name in measured)))
     return stages
 
 
