@@ -4,7 +4,7 @@
 #   docker run --read-only --tmpfs /tmp -e KAFKA_BOOTSTRAP_SERVERS=broker:9092 -p 9400:9400 faceguard:0.1.0
 #
 # The build stage runs ops/install_image.sh, the same script tests/e2e/test_image.py runs on a
-# fresh copy of the files copied here: locked dependencies (uv.lock) without dev extras, exactly
+# fresh copy of the files copied here: locked dependencies (requirements/image.txt) without dev extras, exactly
 # one OpenCV (the headless one), and the BlazeFace models from the pinned mediapipe wheel with
 # their sha256 checked. The final stage holds only the virtualenv and the models; nothing is
 # downloaded at run time. It runs as an unprivileged user and needs no writable path but /tmp.
@@ -20,7 +20,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UV_NO_CACHE=1
 WORKDIR /app
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml README.md ./
+COPY requirements/image.txt ./requirements/
 COPY consumer ./consumer
 COPY schemas ./schemas
 COPY ops/install_image.sh ops/fetch_models.py ops/check_opencv.py ./ops/

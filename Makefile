@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 export UV_SYSTEM_CERTS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv models kafka tools demo bench test test-unit lint format schemas broker-start broker-stop clean
+.PHONY: help setup venv lock models kafka tools demo bench test test-unit lint format schemas broker-start broker-stop clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,9 +23,20 @@ $(UV):
 	$(PYTHON) -m venv .cache/uv
 	.cache/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-venv: $(UV) ## create .venv from the locked dependency set (uv.lock)
-	$(UV) sync --frozen --extra dev --extra otel --quiet
+venv: $(UV) ## create .venv with exactly the locked dependencies (requirements/dev.txt) and the project, editable
+	test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements/dev.txt
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --editable .
 	$(BIN)/python ops/check_opencv.py
+
+# The locks pin every version and wheel hash and name no download address; uv.lock, from which they are
+# exported, stays a local (git-ignored) file for the resolver to start from next time.
+lock: $(UV) ## re-resolve pyproject.toml's dependencies into requirements/dev.txt and requirements/image.txt
+	$(UV) lock --quiet
+	{ echo "# The development environment: every version and hash pinned. Made by \`make lock\` from pyproject.toml."; \
+	  $(UV) export --frozen --extra dev --extra otel --no-emit-project --no-header --quiet; } > requirements/dev.txt
+	{ echo "# The container image (no dev extras): every version and hash pinned. Made by \`make lock\` from pyproject.toml."; \
+	  $(UV) export --frozen --no-dev --extra otel --no-emit-project --no-header --quiet; } > requirements/image.txt
 
 models: venv ## fetch the BlazeFace and FaceMesh models from the mediapipe 0.10.21 wheel and verify their sha256
 	$(BIN)/python ops/fetch_models.py
