@@ -2,17 +2,19 @@
 """Fit the verifier's model on annotated photos, report it on photos it was not fitted on, and write it.
 
     .venv/bin/python ops/fit_verifier.py [--annotations FILE] [--preset balanced] [--limit N] [--c C]
-                                         [--write consumer/detection/verifier-v4.json]
+                                         [--write consumer/detection/verifier-v5.json]
 
 Runs the preset's proposal stage (its passes and second look, no verification)
 over `wider-tune/` (800 WIDER val photos, disjoint from `faces/`), computes each
 candidate's features (`consumer/detection/verify.py`: the detector's score,
 FaceMesh's presence logit on the upright crop, the full-range relook's score,
-size, the colour of its middle, the person mask's shares of it and around it) and labels it a face when it
-overlaps an annotated face by IoU >= 0.3, not a face when by < 0.2 (those in between are left out). Three logistic
-regressions (scikit-learn) are fitted on the even-numbered photos: the first
-stage on what FaceMesh, the detector and the colour say, the second also on the person mask, the third also
-on the relook; the verifier takes each look only where the stage before it is in doubt (`DOUBT`). All are
+size, the colour of its middle, the roll of its eye line, the person mask's
+shares of it and around it) and labels it a face when it overlaps an annotated
+face by IoU >= 0.3, not a face when by < 0.2 (those in between are left out).
+Three logistic regressions (scikit-learn) are fitted on the even-numbered
+photos: the first stage on what FaceMesh, the detector and the colour say, the
+second also on the person mask, the third also on the relook; the verifier
+takes each look only where the stage before it is in doubt (`DOUBT`). All are
 reported on the odd-numbered photos: ROC AUC per candidate
 height, and at several probability thresholds the share of true faces kept and
 of false candidates kept. `--write` writes that model (fitted on the
@@ -53,7 +55,7 @@ CACHE = REPO / ".cache" / "verifier"
 FACE_IOU, NOT_FACE_IOU = 0.3, 0.2
 # Monochrome photos: what FaceMesh and the detector say, fitted on gray copies of the photos seen as the detector
 # sees them (tinted, `consumer/detection/colour.py`); colour photos: the same and their colour.
-FIRST_MONOCHROME = ("bias", "score", "presence", "log_height", "score*log_height", "presence*log_height")
+FIRST_MONOCHROME = ("bias", "score", "presence", "log_height", "score*log_height", "presence*log_height", "roll")
 FIRST = (*FIRST_MONOCHROME, "skin", "sat", "skin*log_height")
 DOUBT = (0.15, 0.6)  # probabilities a stage leaves in doubt: the next look is taken and the next stage decides
 HEIGHTS = ((16, 32), (32, 64), (64, 128), (128, 10**6))
@@ -197,7 +199,7 @@ def main() -> int:
         fitted_on[name] = len(even)
     if args.write:
         entry = {
-            "version": f"{args.write.stem}-{datetime.date.today().isoformat()}",  # verifier-v4-2026-12-07
+            "version": f"{args.write.stem}-{datetime.date.today().isoformat()}",  # verifier-v5-2026-12-07
             **fitted,
             "doubt": list(DOUBT),
             "fitted_on": f"{args.annotations.parent.name}, even-numbered of {len(images)} photos:"

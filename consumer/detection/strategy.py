@@ -299,7 +299,7 @@ PRESETS: dict[Preset, Strategy] = {
             Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True, window=160),
         ),
         SecondLook(),
-        Verify(0.25),
+        Verify(0.2),
     ),
     # About three times balanced's cost: full range on tiles at 3/8 size, short range at 1/2 size, and at
     # full size on 192-px windows, also mirrored, wherever the 1/2 pass saw small faces.

@@ -49,8 +49,8 @@ from consumer.errors import ModelFileError
 from consumer.imaging.decode import to_rgb8
 from consumer.imaging.types import Box, Detection, Pixels, Point
 
-VERIFIER_FILE = Path(__file__).with_name("verifier-v4.json")
-VERIFIER_SHA256 = "f56073a8d99300e0260d97663edcac59c62d81465ea17f2651fce3f8ef5f86b2"
+VERIFIER_FILE = Path(__file__).with_name("verifier-v5.json")
+VERIFIER_SHA256 = "57a90484f051101e81074a36189c51b27f4df98c01f752003c9a96306990f008"
 ZOOM = 1.5  # FaceMesh's crop side, in multiples of the candidate's longer side (a second crop at 2.0 added nothing)
 LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before their logit
 
@@ -58,11 +58,13 @@ LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before the
 # `relook`: the full-range detector's score for the candidate on a crop 6 times its size, as a logit;
 # `presence`: FaceMesh's presence logit on the upright crop; `log_height`: log2 of its height in pixels; `skin`
 # and `sat`: the colour of its middle (`colour_features`); `person` and `around`: the share of the candidate
-# and of the head-and-shoulders crop around it that the selfie segmentation calls a person (`PersonMask`).
+# and of the head-and-shoulders crop around it that the selfie segmentation calls a person (`PersonMask`);
+# `roll`: how far the detector's eye line is from level, in right angles (0 level, 1 upright on its side, 2
+# upside down): faces in photos mostly stand upright, glyphs and textures the detector takes for one do not.
 # Products of two are named `a*b`. (FaceMesh's eyes
 # against the detector's, the detections merged into a candidate, its aspect and a second zoom were measured
 # and added nothing: docs/detection.md.)
-BASE_FEATURES = ("bias", "score", "relook", "presence", "log_height", "skin", "sat", "person", "around")
+BASE_FEATURES = ("bias", "score", "relook", "presence", "log_height", "skin", "sat", "person", "around", "roll")
 # The looks taken where a stage is in doubt, cheapest first, and the features each adds for the stage after it.
 LOOKS: dict[str, tuple[str, ...]] = {"person": ("person", "around"), "relook": ("relook",)}
 
@@ -161,6 +163,7 @@ def candidate_features(detection: Detection, presence: float, colour: dict[str, 
         "log_height": math.log2(max(detection.box.h, 1)),
         "skin": colour["skin"],
         "sat": colour["sat"],
+        "roll": abs(upright_angle(detection.eyes)) / 90,
     }
 
 

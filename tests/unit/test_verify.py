@@ -21,13 +21,14 @@ from consumer.detection.verify import (
     FaceMesh,
     PersonMask,
     box_in_crop,
+    candidate_features,
     crop_square,
     load_verifier_model,
     person_crop,
     upright_angle,
 )
 from consumer.errors import ModelFileError
-from consumer.imaging.types import Box, Point
+from consumer.imaging.types import Box, Detection, Point
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, read_image
 
@@ -37,6 +38,25 @@ def test_level_eyes_need_no_turn_and_a_tilted_pair_is_measured_from_the_subjects
     assert upright_angle((Point(10, 20), Point(30, 20))) == 0.0
     assert upright_angle((Point(10, 20), Point(30, 40))) == pytest.approx(45.0)  # the left eye lower: head tilted
     assert upright_angle((Point(10, 20), Point(30, 0))) == pytest.approx(-45.0)
+
+
+@pytest.mark.parametrize(
+    ("eyes", "roll"),
+    [
+        (None, 0.0),  # no keypoints: taken as upright
+        ((Point(10, 20), Point(30, 20)), 0.0),  # level
+        ((Point(10, 20), Point(30, 40)), 0.5),  # tilted 45 degrees, either way
+        ((Point(30, 20), Point(10, 40)), 1.5),  # the right eye right of the left one, and lower: 135 degrees
+        ((Point(20, 10), Point(20, 30)), 1.0),  # one above the other: a face on its side, or an 8
+        ((Point(30, 20), Point(10, 20)), 2.0),  # upside down
+    ],
+)
+def test_the_roll_feature_is_how_far_the_eye_line_is_from_level_in_right_angles(
+    eyes: tuple[Point, Point] | None, roll: float
+) -> None:
+    detection = Detection(Box(0, 0, 40, 40), 0.6, eyes=eyes)
+    values = candidate_features(detection, presence=-1.0, colour={"skin": 0.5, "sat": 0.3})
+    assert values["roll"] == pytest.approx(roll)
 
 
 def dots(tilt_degrees: float) -> tuple[np.ndarray, Point, Point]:
@@ -108,6 +128,7 @@ def test_the_verifier_model_is_pinned_and_an_altered_copy_is_refused(tmp_path: P
         first, person, relook = stages  # a stage for each look (`LOOKS`), in order: the person mask, the relook
         assert len(first.features) == len(first.weights) > 1
         assert not {"relook", "person", "around"} & set(first.features)
+        assert "roll" in first.features
         assert {"person", "around"} <= set(person.features)
         assert "relook" not in person.features
         assert {"relook", "person", "around"} <= set(relook.features)
