@@ -3,7 +3,7 @@
 #   docker build -t faceguard:0.1.0 .
 #   docker run --read-only --tmpfs /tmp -e KAFKA_BOOTSTRAP_SERVERS=broker:9092 -p 9400:9400 faceguard:0.1.0
 #
-# The build stage runs ops/install_image.sh, the same script tests/e2e/test_image.py runs on a
+# The build stage runs ops/install_image.sh, the same script tests/integration/test_image_install.py runs on a
 # fresh copy of the files copied here: locked dependencies (requirements/image.txt) without dev extras, exactly
 # one OpenCV (the headless one), and the BlazeFace models from the pinned mediapipe wheel with
 # their sha256 checked. The final stage holds only the virtualenv and the models; nothing is
@@ -12,7 +12,7 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
-# Keep in step with UV_VERSION in the Makefile (tests/e2e/test_image.py checks).
+# Keep in step with UV_VERSION in the Makefile (tests/integration/test_image_install.py checks).
 ARG UV_VERSION=0.13.9
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The container image's install steps, in one place: the Dockerfile's build stage runs this script,
-# and tests/e2e/test_image.py runs it on a fresh copy of the same files (the build stage's COPY
+# and tests/integration/test_image_install.py runs it on a fresh copy of the same files (the build stage's COPY
 # lines) and starts the worker from the result.
 #
 #   sh ops/install_image.sh APP_DIR      (UV=/path/to/uv to use a uv that is not on PATH)

@@ -59,7 +59,7 @@ LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before the
 # `presence`: FaceMesh's presence logit on the upright crop; `log_height`: log2 of its height in pixels; `skin`
 # and `sat`: the colour of its middle (`colour_features`); `person` and `around`: the share of the candidate
 # and of the head-and-shoulders crop around it that the selfie segmentation calls a person (`PersonMask`);
-# `roll`: how far the detector's eye line is from level, in right angles (0 level, 1 upright on its side, 2
+# `roll`: how far the detector's eye line is from level, in right angles (0 level, 1 on its side, 2
 # upside down): faces in photos mostly stand upright, glyphs and textures the detector takes for one do not.
 # Products of two are named `a*b`. (FaceMesh's eyes
 # against the detector's, the detections merged into a candidate, its aspect and a second zoom were measured
