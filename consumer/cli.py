@@ -23,6 +23,8 @@ import json
 import logging
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -39,6 +41,7 @@ from schemas import MaskOptions
 
 if TYPE_CHECKING:
     from consumer.commands.dlq import DlqFilter
+    from consumer.evaluation.recall import Half
 
 log = logging.getLogger("faceguard")
 
@@ -273,17 +276,17 @@ def cmd_dlq_redrive(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.evaluation.recall import (
-        Half,
-        evaluate_strategy,
-        format_per_image,
-        format_table,
-        half_of,
-        load_annotations,
-    )
-    from consumer.evaluation.suites import Suite, suite_images
+    from consumer.evaluation.recall import Half
 
     split = Half(args.split)
+    with tempfile.TemporaryDirectory(prefix="faceguard-walls-") as work:  # the walls, when asked for
+        return _evaluate_suites(settings, args, split, Path(work))
+
+
+def _evaluate_suites(settings: Settings, args: argparse.Namespace, split: Half, work: Path) -> int:
+    from consumer.evaluation.recall import evaluate_strategy, format_per_image, format_table, half_of, load_annotations
+    from consumer.evaluation.suites import Suite, suite_images
+
     summaries = {}
     for suite in [Suite(name) for name in args.suite or [Suite.FACES.value]]:
         if args.annotations is not None:
@@ -294,7 +297,7 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
             name = str(args.annotations)
         else:
             try:
-                images = suite_images(suite, split=split, limit=args.limit)
+                images = suite_images(suite, split=split, limit=args.limit, work=work, models_dir=settings.models_dir)
             except FileNotFoundError as exc:
                 raise SetupError(f"{exc}: the shared data is not beside the repository") from exc
             name = suite.value

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Recall and precision of Faceguard's detector, side by side with deface in the same run.
 
-    .venv/bin/python ops/eval_recall.py [--suite faces|wider-tune|nofaces|large]... [--split even|odd]
+    .venv/bin/python ops/eval_recall.py [--suite faces|wider-tune|nofaces|large|walls]... [--split even|odd]
                                         [--limit N] [--preset P]... [--peer deface]
 
 For each suite of `../shared/data` (`consumer/evaluation/suites.py`) prints the
@@ -126,7 +126,9 @@ def main() -> int:
         settings = Settings()
         summaries = {}
         for suite in args.suite or [Suite.FACES]:
-            images = suite_images(suite, split=args.split, limit=args.limit)
+            images = suite_images(
+                suite, split=args.split, limit=args.limit, work=Path(folder), models_dir=settings.models_dir
+            )
             if args.monochrome:
                 images = gray_copies(images, Path(folder))
             reports: dict[str, Report] = {

@@ -2,7 +2,7 @@
 """Fit the verifier's model on annotated photos, report it on photos it was not fitted on, and write it.
 
     .venv/bin/python ops/fit_verifier.py [--annotations FILE] [--preset balanced] [--limit N] [--c C]
-                                         [--write consumer/detection/verifier-v5.json]
+                                         [--write consumer/detection/verifier-v6.json]
 
 Runs the preset's proposal stage (its passes and second look, no verification)
 over `wider-tune/` (800 WIDER val photos, disjoint from `faces/`), computes each
@@ -199,7 +199,7 @@ def main() -> int:
         fitted_on[name] = len(even)
     if args.write:
         entry = {
-            "version": f"{args.write.stem}-{datetime.date.today().isoformat()}",  # verifier-v5-2026-12-07
+            "version": f"{args.write.stem}-{datetime.date.today().isoformat()}",  # verifier-v6-2026-12-07
             **fitted,
             "doubt": list(DOUBT),
             "fitted_on": f"{args.annotations.parent.name}, even-numbered of {len(images)} photos:"

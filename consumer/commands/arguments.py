@@ -236,7 +236,7 @@ def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     evaluation.add_argument(
         "--suite",
         action="append",
-        choices=["faces", "wider-tune", "nofaces", "large"],
+        choices=["faces", "wider-tune", "nofaces", "large", "walls"],
         help="photo set of ../shared/data (default: faces); repeatable",
     )
     evaluation.add_argument(

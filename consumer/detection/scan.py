@@ -13,7 +13,6 @@ whole image.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from pathlib import Path
 from types import TracebackType
@@ -78,7 +77,8 @@ class ScanDetector:
         for scan_pass, scale in zip(passes, scales, strict=True):
             side = scan_pass.side
             if scan_pass.guided:
-                tiles = _guided_tiles(pixels, scale, side, self.strategy.tile_overlap, hints)
+                swept = scan_pass.sweep is not None
+                tiles = _guided_tiles(pixels, scale, side, self.strategy.tile_overlap, hints, sweep=swept)
             else:
                 view = views.get(scale)
                 if view is None:
@@ -134,24 +134,29 @@ class ScanDetector:
         found = []
         hints = []
         views = (Turn.NONE, Turn.MIRROR) if scan_pass.mirrored else (Turn.NONE,)
-        for (window, rgb), turn in itertools.product(tiles, views):
-            for detection in self._detect(detector, turned(rgb, turn)):
-                kept = scan_pass.keep(detection.score, detection.box.h)
-                hinted = scan_pass.hint(detection.score, detection.box.h)
-                if not (kept or hinted):
-                    continue
-                in_tile = unturned(detection.box, turn, rgb.shape[1], rgb.shape[0])
-                box = to_source(in_tile, window, scale, *size)
-                if box.w <= 0 or box.h <= 0:
-                    continue
-                if hinted:
-                    hints.append(box.centre)
-                if kept:
-                    eyes = None
-                    if detection.eyes is not None:
-                        right, left = unturned_eyes(detection.eyes, turn, rgb.shape[1], rgb.shape[0])
-                        eyes = (point_to_source(right, window, scale), point_to_source(left, window, scale))
-                    found.append(Detection(box=box, score=detection.score, eyes=eyes))
+        crowd = 1 if scan_pass.sweep is None else scan_pass.sweep.crowd
+        for window, rgb in tiles:
+            in_tile_hints = []
+            for turn in views:
+                for detection in self._detect(detector, turned(rgb, turn)):
+                    kept = scan_pass.keep(detection.score, detection.box.h)
+                    hinted = scan_pass.hint(detection.score, detection.box.h)
+                    if not (kept or hinted):
+                        continue
+                    in_tile = unturned(detection.box, turn, rgb.shape[1], rgb.shape[0])
+                    box = to_source(in_tile, window, scale, *size)
+                    if box.w <= 0 or box.h <= 0:
+                        continue
+                    if hinted:
+                        in_tile_hints.append(box.centre)
+                    if kept:
+                        eyes = None
+                        if detection.eyes is not None:
+                            right, left = unturned_eyes(detection.eyes, turn, rgb.shape[1], rgb.shape[0])
+                            eyes = (point_to_source(right, window, scale), point_to_source(left, window, scale))
+                        found.append(Detection(box=box, score=detection.score, eyes=eyes))
+            if len(in_tile_hints) >= (crowd if window.swept else 1):  # a swept tile's hints: only a crowd's
+                hints += in_tile_hints
         return found, hints
 
     def _second_look(self, merged: list[Detection], pixels: Pixels, look: SecondLook) -> list[Detection]:
@@ -213,18 +218,31 @@ def cut_tiles(view: np.ndarray, side: int | None, overlap: float) -> list[tuple[
 
 
 def _guided_tiles(
-    pixels: Pixels, scale: float, side: int, overlap: float, hints: list[Point]
+    pixels: Pixels, scale: float, side: int, overlap: float, hints: list[Point], *, sweep: bool = False
 ) -> list[tuple[Window, np.ndarray]]:
-    """The windows of the image resized by `scale` that hold a hint, each cut from `pixels` and resized:
-    the whole image is never resized for them."""
+    """The windows of the image resized by `scale` that hold a hint, and with `sweep` the side-by-side windows
+    whose centre none of those holds (`sweeping`), each cut from `pixels` and resized: the whole image is
+    never resized for them."""
     height, width = pixels.shape[:2]
+    size = scaled_size(width, height, scale)
+    hinted = holding(windows(*size, side, overlap), hints, scale)
     tiles = []
-    for window in holding(windows(*scaled_size(width, height, scale), side, overlap), hints, scale):
+    for window in hinted + (sweeping(size, side, hinted) if sweep else []):
         x0, y0 = math.floor(window.x / scale), math.floor(window.y / scale)
         x1 = min(width, math.ceil((window.x + side) / scale))
         y1 = min(height, math.ceil((window.y + side) / scale))
         tiles.append((window, rgb_view(pixels[y0:y1, x0:x1], scale)))
     return tiles
+
+
+def sweeping(size: tuple[int, int], side: int, hinted: list[Window]) -> list[Window]:
+    """The windows of `side` side by side over an image of `size` (overlapping only where the last one in a
+    row or column ends at the border) whose centre no window of `hinted` holds."""
+    return [
+        dataclasses.replace(w, swept=True)
+        for w in windows(*size, side, overlap=0.0)
+        if not any(h.x <= w.x + side / 2 < h.x + h.side and h.y <= w.y + side / 2 < h.y + h.side for h in hinted)
+    ]
 
 
 def whole_scale(model: ModelKind, width: int, height: int) -> float:

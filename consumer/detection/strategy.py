@@ -62,6 +62,17 @@ class Hints:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """A guided pass's tiles side by side (not overlapping) over the rest of the image: those whose centre no
+    hinted tile holds. A crowd of faces too small to stir the pass before it (a wall of 20-px faces is 5 px at
+    1/4 size) would otherwise leave no hint anywhere, and be missed whole. A swept tile passes its hints on
+    only when it holds at least `crowd` of them: one weak small face alone in a swept tile is most often a
+    texture or a letter, and the coarser passes answer for a lone face as before."""
+
+    crowd: int = 2
+
+
+@dataclass(frozen=True)
 class Pass:
     """One model over the image: whole (`scale` None) or resized by `scale` and tiled.
 
@@ -75,6 +86,7 @@ class Pass:
     `window`: the side of the tiles, in pixels of the resized image, when larger than the network's own
     input: the short-range network runs on the whole window at once (it is fully convolutional), which
     sees a face near a 128-px tile's edge with the context around it. None: the network's input.
+    `sweep`: a guided pass also runs on tiles side by side over the rest of the image (`Sweep`).
     """
 
     model: ModelKind
@@ -85,8 +97,11 @@ class Pass:
     guided: bool = False
     mirrored: bool = False
     window: int | None = None
+    sweep: Sweep | None = None
 
     def __post_init__(self) -> None:
+        if self.sweep is not None and not self.guided:
+            raise ValueError("only a guided pass sweeps the rest of the image")
         if self.window is not None:
             if self.scale is None:
                 raise ValueError("a whole-image pass has no tiles to size")
@@ -116,6 +131,8 @@ class Pass:
             where += f" of {self.window}px"
         if self.guided:
             where += " at hints"
+            if self.sweep is not None:
+                where += f", side by side elsewhere (crowds from {self.sweep.crowd})"
         if self.mirrored:
             where += " and mirrored"
         limit = "" if self.max_face is None else f" faces<{self.max_face}px"
@@ -295,7 +312,7 @@ PRESETS: dict[Preset, Strategy] = {
         (
             Pass(ModelKind.FULL_RANGE, 0.5),
             Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.25, hints=Hints(0.1, 24)),
-            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.5, max_face=64, hints=Hints(0.12, 24), guided=True),
+            Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.5, max_face=64, hints=Hints(0.12, 24), guided=True, sweep=Sweep()),
             Pass(ModelKind.SHORT_RANGE, 0.3, scale=1.0, guided=True, window=160),
         ),
         SecondLook(),

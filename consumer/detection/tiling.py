@@ -10,11 +10,13 @@ from consumer.imaging.types import Box, Point
 
 @dataclass(frozen=True)
 class Window:
-    """A square tile of a resized image: its top-left corner and side, in resized pixels."""
+    """A square tile of a resized image: its top-left corner and side, in resized pixels; `swept`: laid by a
+    guided pass's sweep (`consumer/detection/strategy.py`, `Sweep`), not at a hint."""
 
     x: int
     y: int
     side: int
+    swept: bool = False
 
 
 def tile_starts(length: int, side: int, overlap: float) -> list[int]:

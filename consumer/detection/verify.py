@@ -49,8 +49,8 @@ from consumer.errors import ModelFileError
 from consumer.imaging.decode import to_rgb8
 from consumer.imaging.types import Box, Detection, Pixels, Point
 
-VERIFIER_FILE = Path(__file__).with_name("verifier-v5.json")
-VERIFIER_SHA256 = "57a90484f051101e81074a36189c51b27f4df98c01f752003c9a96306990f008"
+VERIFIER_FILE = Path(__file__).with_name("verifier-v6.json")
+VERIFIER_SHA256 = "83d08529a074c94c2fcef59a202b153bb8be640979832d3a0a7c35c230cbfa93"
 ZOOM = 1.5  # FaceMesh's crop side, in multiples of the candidate's longer side (a second crop at 2.0 added nothing)
 LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before their logit
 

@@ -225,7 +225,7 @@ def format_table(reports: dict[str, Report]) -> str:
         ("detection ms per image", [f"{r.detect_ms / max(r.images, 1):.1f}" for r in reports.values()]),
     ]
     width = max(len(label) for label, _ in rows) + 2
-    column = max(len(name) for name in reports) + 2
+    column = max(len(text) for text in [*reports, *(cell for _, cells in rows for cell in cells)]) + 2
     lines = [" " * width + "".join(f"{name:>{column}}" for name in reports)]
     lines += [f"{label:<{width}}" + "".join(f"{cell:>{column}}" for cell in cells) for label, cells in rows]
     return "\n".join(lines)

@@ -6,6 +6,8 @@
 - `nofaces`: 14 photos with no person at all: every mask is a false mask.
 - `large`: 19 large ordinary photos without annotations: masks per photo, for a person to check against a
   drawn preview (`faceguard anonymize --preview`).
+- `walls`: walls of small faces made from `large/`'s portraits, one per face height
+  (`consumer/evaluation/walls.py`): a crowd with no larger face to point the guided passes at it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
+from consumer.detection.model_files import DEFAULT_MODELS_DIR
 from consumer.evaluation.recall import AnnotatedImage, Half, half_of, load_annotations
+from consumer.evaluation.walls import build_walls
 from consumer.imaging.decode import inspect_image
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -25,18 +29,30 @@ class Suite(StrEnum):
     TUNE = "wider-tune"
     NOFACES = "nofaces"
     LARGE = "large"
+    WALLS = "walls"
 
     @property
     def annotated(self) -> bool:
-        return self in (Suite.FACES, Suite.TUNE)
+        return self in (Suite.FACES, Suite.TUNE, Suite.WALLS)
 
 
 def suite_images(
-    suite: Suite, data: Path = DEFAULT_DATA, split: Half = Half.ALL, limit: int = 0
+    suite: Suite,
+    *,
+    data: Path = DEFAULT_DATA,
+    split: Half = Half.ALL,
+    limit: int = 0,
+    work: Path | None = None,
+    models_dir: Path = DEFAULT_MODELS_DIR,
 ) -> list[AnnotatedImage]:
-    """The suite's photos (the first `limit` when given, then the `split` half), in a stable order.
-    Raises FileNotFoundError when the data folder lacks the suite."""
-    if suite is Suite.FACES:
+    """The suite's photos (the first `limit` when given, then the `split` half), in a stable order. The
+    walls are made into `work` (required for them), their portraits' faces found with the models in
+    `models_dir`. Raises FileNotFoundError when the data folder lacks the suite."""
+    if suite is Suite.WALLS:
+        if work is None:
+            raise ValueError("the walls are made into a folder: pass `work`")
+        images = build_walls(data / "large", work, models_dir)
+    elif suite is Suite.FACES:
         images = load_annotations(data / "faces" / "annotations.jsonl", "wider-val")
     elif suite is Suite.TUNE:
         images = load_annotations(data / "wider-tune" / "annotations.jsonl")

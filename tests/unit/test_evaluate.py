@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from consumer.evaluation.recall import AnnotatedFace, AnnotatedImage, Report, bucket_of, load_annotations, score_image
+from consumer.evaluation.recall import (
+    AnnotatedFace,
+    AnnotatedImage,
+    Report,
+    bucket_of,
+    format_table,
+    load_annotations,
+    score_image,
+)
 from consumer.imaging.types import Box
 
 
@@ -76,3 +84,12 @@ def test_annotations_file_format(tmp_path: Path) -> None:
     assert wider.path == tmp_path / "images" / "a.jpg"
     assert wider.faces == (AnnotatedFace(Box(1, 2, 3, 4), hard=True), AnnotatedFace(Box(5, 6, 7, 8), invalid=True))
     assert len(load_annotations(path)) == 2
+
+
+def test_the_table_keeps_cells_wider_than_the_names_apart() -> None:
+    few, many = Report(), Report()
+    many.detections, many.unmatched = 17994, 16
+    table = format_table({"fast": few, "balanced": many, "thorough": many})
+    row = next(line for line in table.splitlines() if line.startswith("detections matching no face"))
+    assert row.split("face", 1)[1].split() == ["0", "of", "0", "16", "of", "17994", "16", "of", "17994"]
+    assert "  16 of 17994  16 of 17994" in row

@@ -11,9 +11,9 @@ import pytest
 
 from consumer.detection.model_files import DEFAULT_MODELS_DIR, ModelKind
 from consumer.detection.network import FaceDetector
-from consumer.detection.scan import ScanDetector
-from consumer.detection.strategy import PRESETS, Hints, Pass, Preset, SecondLook, Strategy
-from consumer.detection.tiling import windows
+from consumer.detection.scan import ScanDetector, sweeping
+from consumer.detection.strategy import PRESETS, Hints, Pass, Preset, SecondLook, Strategy, Sweep
+from consumer.detection.tiling import Window, windows
 from consumer.detection.verify import load_verifier_model
 from consumer.imaging.types import Box, Detection
 from tests.images import ASTRONAUT_FACE
@@ -228,6 +228,34 @@ def test_a_guided_pass_runs_only_where_the_pass_before_it_left_hints(picture: tu
     for strategy in (blind, relayed):
         with ScanDetector(strategy, DEFAULT_MODELS_DIR) as detector:
             assert detector.detect(pixels) == coarse_only
+
+
+def test_a_sweep_lays_tiles_side_by_side_where_no_hinted_tile_holds_their_centre() -> None:
+    everywhere = sweeping((512, 384), 128, [])
+    assert [(w.x, w.y) for w in everywhere] == [(x, y) for y in (0, 128, 256) for x in (0, 128, 256, 384)]
+    hinted = [Window(96, 96, 128)]  # holds the centres (160, 160) and (192, 192) of none but one sweep tile
+    assert [(w.x, w.y) for w in sweeping((512, 384), 128, hinted)] == [
+        (x, y) for y in (0, 128, 256) for x in (0, 128, 256, 384) if (x, y) != (128, 128)
+    ]
+    assert [(w.x, w.y) for w in sweeping((300, 100), 128, [])] == [(0, 0), (128, 0), (172, 0)]  # the last at the edge
+
+
+def test_a_sweeping_guided_pass_finds_faces_no_hint_pointed_at(picture: tuple[np.ndarray, list[Box]]) -> None:
+    """The coarse pass leaves no hint (none is that small), so the guided pass alone runs nowhere; sweeping the
+    rest of the picture side by side, it finds every small face."""
+    pixels, faces = picture
+    coarse = Pass(ModelKind.SHORT_RANGE, 0.9, scale=0.375, hints=Hints(0.2, 0))
+    guided = Pass(ModelKind.SHORT_RANGE, 0.35, scale=1.0, guided=True)
+    for sweep, finds in ((None, 0), (Sweep(crowd=1), len(faces))):
+        strategy = Strategy(Preset.BALANCED, (coarse, dataclasses.replace(guided, sweep=sweep)))
+        with ScanDetector(strategy, DEFAULT_MODELS_DIR) as detector:
+            found = detector.detect(pixels)
+        assert sum(any(d.box.iou(face) > 0.4 for d in found) for face in faces) == finds, (sweep, found)
+
+
+def test_only_a_guided_pass_sweeps() -> None:
+    with pytest.raises(ValueError, match="only a guided pass"):
+        Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.5, sweep=Sweep())
 
 
 def test_a_guided_pass_cuts_its_tiles_from_the_photo_instead_of_resizing_all_of_it(
