@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -76,6 +77,7 @@ class ScanDetector:
         hints: list[Point] = []  # centres of the last pass's small weak faces, in source pixels, for a guided pass
         for scan_pass, scale in zip(passes, scales, strict=True):
             side = scan_pass.side
+            tiles: Iterable[tuple[Window, np.ndarray]]
             if scan_pass.guided:
                 swept = scan_pass.sweep is not None
                 tiles = _guided_tiles(pixels, scale, side, self.strategy.tile_overlap, hints, sweep=swept)
@@ -124,7 +126,7 @@ class ScanDetector:
     def _run(
         self,
         scan_pass: Pass,
-        tiles: list[tuple[Window, np.ndarray]],
+        tiles: Iterable[tuple[Window, np.ndarray]],
         scale: float,
         size: tuple[int, int],
     ) -> tuple[list[Detection], list[Point]]:
@@ -219,20 +221,18 @@ def cut_tiles(view: np.ndarray, side: int | None, overlap: float) -> list[tuple[
 
 def _guided_tiles(
     pixels: Pixels, scale: float, side: int, overlap: float, hints: list[Point], *, sweep: bool = False
-) -> list[tuple[Window, np.ndarray]]:
+) -> Iterator[tuple[Window, np.ndarray]]:
     """The windows of the image resized by `scale` that hold a hint, and with `sweep` the side-by-side windows
-    whose centre none of those holds (`sweeping`), each cut from `pixels` and resized: the whole image is
-    never resized for them."""
+    whose centre none of those holds (`sweeping`), each cut from `pixels` and resized when it is reached: the
+    whole image is never resized for them, and a sweep over all of it holds one tile at a time."""
     height, width = pixels.shape[:2]
     size = scaled_size(width, height, scale)
     hinted = holding(windows(*size, side, overlap), hints, scale)
-    tiles = []
     for window in hinted + (sweeping(size, side, hinted) if sweep else []):
         x0, y0 = math.floor(window.x / scale), math.floor(window.y / scale)
         x1 = min(width, math.ceil((window.x + side) / scale))
         y1 = min(height, math.ceil((window.y + side) / scale))
-        tiles.append((window, rgb_view(pixels[y0:y1, x0:x1], scale)))
-    return tiles
+        yield window, rgb_view(pixels[y0:y1, x0:x1], scale)
 
 
 def sweeping(size: tuple[int, int], side: int, hinted: list[Window]) -> list[Window]:

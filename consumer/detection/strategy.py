@@ -12,7 +12,9 @@ detections of small faces (below the score it keeps, down to `Hints.min_score`).
 A guided pass runs only on the tiles that hold the centre of a hint left by the
 pass just before it, and can leave hints itself: a crowd glimpsed at 1/4 size
 shows where to look at 1/2 size, and the weak small faces found there show where
-to look at full size. The whole image is then never scanned finer than 1/4 size.
+to look at full size. The whole image is then scanned on overlapping tiles at 1/4 size
+only; a guided pass may also sweep the rest at its own size on tiles side by side
+(`Sweep`), for a crowd of faces too small to stir the coarser pass.
 
 Detections of all passes are merged by non-maximum suppression
 (`consumer/detection/merge.py`); then each low-score small one gets a `SecondLook`: the
@@ -304,9 +306,9 @@ class Strategy:
 PRESETS: dict[Preset, Strategy] = {
     # MediaPipe run the obvious way: one full-range pass over the whole image.
     Preset.FAST: Strategy(Preset.FAST, (Pass(ModelKind.FULL_RANGE, 0.5),)),
-    # Under a third of deface's CPU per image: short range at 1/4 size over the whole image, at 1/2
-    # size where the 1/4 pass glimpsed small faces, at full size (on 160-px windows) where the 1/2 pass
-    # saw small faces; each weak small detection checked by a second look.
+    # Short range at 1/4 size over the whole image; at 1/2 size where the 1/4 pass glimpsed small faces,
+    # and side by side over the rest for crowds too small for that; at full size (on 160-px windows) where
+    # the 1/2 pass saw small faces; each weak small detection checked by a second look, then verified.
     Preset.BALANCED: Strategy(
         Preset.BALANCED,
         (

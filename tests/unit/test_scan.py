@@ -253,16 +253,55 @@ def test_a_sweeping_guided_pass_finds_faces_no_hint_pointed_at(picture: tuple[np
         assert sum(any(d.box.iou(face) > 0.4 for d in found) for face in faces) == finds, (sweep, found)
 
 
+def test_a_swept_tile_points_the_next_pass_at_a_crowd_not_at_a_lone_weak_face() -> None:
+    """26-px heads, alone and in a block of twelve, that the coarse pass does not see: a sweep at 1/2 size that
+    keeps nothing itself points the full-size pass at the block's tiles (two and more hints each), and at the
+    lone heads only when one hint is a crowd."""
+    canvas = cv2.resize(read_image(SAMPLES / "coffee.png"), (1280, 960))
+    lone = paste_heads(canvas, SPOTS, 0.25)
+    block = paste_heads(canvas, [(560 + i * 52, 420 + j * 52) for i in range(4) for j in range(3)], 0.25)
+
+    def found_of(crowd: int) -> tuple[int, int]:
+        strategy = Strategy(
+            Preset.BALANCED,
+            (
+                Pass(ModelKind.SHORT_RANGE, 0.9, scale=0.25, hints=Hints(0.2, 0)),
+                Pass(
+                    ModelKind.SHORT_RANGE,
+                    0.5,
+                    scale=0.5,
+                    max_face=0,
+                    hints=Hints(0.12, 24),
+                    guided=True,
+                    sweep=Sweep(crowd),
+                ),
+                Pass(ModelKind.SHORT_RANGE, 0.35, scale=1.0, guided=True),
+            ),
+        )
+        with ScanDetector(strategy, DEFAULT_MODELS_DIR) as detector:
+            found = detector.detect(canvas)
+
+        def masked(faces: list[Box]) -> int:
+            return sum(any(d.box.iou(f) > 0.4 for d in found) for f in faces)
+
+        return masked(lone), masked(block)
+
+    assert found_of(1) == (5, 12)
+    assert found_of(2) == (0, 12)
+
+
 def test_only_a_guided_pass_sweeps() -> None:
     with pytest.raises(ValueError, match="only a guided pass"):
         Pass(ModelKind.SHORT_RANGE, 0.5, scale=0.5, sweep=Sweep())
 
 
+@pytest.mark.parametrize("sweep", [None, Sweep()])
 def test_a_guided_pass_cuts_its_tiles_from_the_photo_instead_of_resizing_all_of_it(
-    picture: tuple[np.ndarray, list[Box]],
+    picture: tuple[np.ndarray, list[Box]], sweep: Sweep | None
 ) -> None:
     """The small-faces picture at three times its size (11 megapixels): the guided pass at 1/3 size finds the
-    five faces, holding a few tiles at a time instead of the 3.7 MB photo resized to 1/3."""
+    five faces, holding a few tiles at a time instead of the 3.7 MB photo resized to 1/3, even when it also
+    sweeps the rest of the photo."""
     small, faces = picture
     pixels = cv2.resize(small, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR)
     resized_copy = small.nbytes
@@ -270,10 +309,11 @@ def test_a_guided_pass_cuts_its_tiles_from_the_photo_instead_of_resizing_all_of_
         Preset.BALANCED,
         (
             Pass(ModelKind.SHORT_RANGE, 1.0, scale=0.125, hints=Hints(0.2, 24)),
-            Pass(ModelKind.SHORT_RANGE, 0.5, scale=1 / 3, guided=True),
+            Pass(ModelKind.SHORT_RANGE, 0.5, scale=1 / 3, guided=True, sweep=sweep),
         ),
     )
     with ScanDetector(strategy, DEFAULT_MODELS_DIR) as detector:
+        detector.detect(small)  # first calls' one-time allocations (lazy imports, caches) are not the tiles'
         tracemalloc.start()
         try:
             found = detector.detect(pixels)
