@@ -68,8 +68,9 @@ class Sweep:
     """A guided pass's tiles side by side (not overlapping) over the rest of the image: those whose centre no
     hinted tile holds. A crowd of faces too small to stir the pass before it (a wall of 20-px faces is 5 px at
     1/4 size) would otherwise leave no hint anywhere, and be missed whole. A swept tile passes its hints on
-    only when it holds at least `crowd` of them: one weak small face alone in a swept tile is most often a
-    texture or a letter, and the coarser passes answer for a lone face as before."""
+    only when it holds at least `crowd` of them, a crowd: following every swept hint found the same walls of
+    faces for more candidates and time (docs/detection.md, "Walls of small faces"), and the coarser passes
+    answer for a lone face as before."""
 
     crowd: int = 2
 
