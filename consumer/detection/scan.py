@@ -136,7 +136,6 @@ class ScanDetector:
         found = []
         hints = []
         views = (Turn.NONE, Turn.MIRROR) if scan_pass.mirrored else (Turn.NONE,)
-        crowd = 1 if scan_pass.sweep is None else scan_pass.sweep.crowd
         for window, rgb in tiles:
             in_tile_hints = []
             for turn in views:
@@ -157,8 +156,8 @@ class ScanDetector:
                             right, left = unturned_eyes(detection.eyes, turn, rgb.shape[1], rgb.shape[0])
                             eyes = (point_to_source(right, window, scale), point_to_source(left, window, scale))
                         found.append(Detection(box=box, score=detection.score, eyes=eyes))
-            if len(in_tile_hints) >= (crowd if window.swept else 1):  # a swept tile's hints: only a crowd's
-                hints += in_tile_hints
+            if not (window.swept and scan_pass.sweep and len(in_tile_hints) < scan_pass.sweep.crowd):
+                hints += in_tile_hints  # a swept tile's hints only when they are a crowd
         return found, hints
 
     def _second_look(self, merged: list[Detection], pixels: Pixels, look: SecondLook) -> list[Detection]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from consumer.detection.crops import padded_square
 from consumer.detection.model_files import ModelKind
 from consumer.detection.network import FaceDetector
 from consumer.evaluation.recall import AnnotatedFace, AnnotatedImage
@@ -63,11 +64,7 @@ def _cut(bgr: np.ndarray, face: Box) -> Portrait:
     """The square `CUT` times `face`'s longer side around its centre, black beyond the portrait's border."""
     side = round(CUT * max(face.w, face.h))
     x0, y0 = round(face.centre.x - side / 2), round(face.centre.y - side / 2)
-    square = np.zeros((side, side, 3), np.uint8)
-    height, width = bgr.shape[:2]
-    left, top, right, bottom = max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side)
-    square[top - y0 : bottom - y0, left - x0 : right - x0] = bgr[top:bottom, left:right]
-    return Portrait(square, Box(face.x - x0, face.y - y0, face.w, face.h))
+    return Portrait(padded_square(bgr, x0, y0, side), Box(face.x - x0, face.y - y0, face.w, face.h))
 
 
 def wall(cuts: list[Portrait], face_height: int, size: tuple[int, int] = WALL_SIZE) -> tuple[np.ndarray, list[Box]]:
