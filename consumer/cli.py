@@ -299,7 +299,7 @@ def _evaluate_suites(settings: Settings, args: argparse.Namespace, split: Half, 
             try:
                 images = suite_images(suite, split=split, limit=args.limit, work=work, models_dir=settings.models_dir)
             except FileNotFoundError as exc:
-                raise SetupError(f"{exc}: the shared data is not beside the repository") from exc
+                raise SetupError(str(exc)) from exc
             name = suite.value
         reports = {
             preset.value: evaluate_strategy(images, PRESETS[preset], settings.models_dir, settings.mask_margin)

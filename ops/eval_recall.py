@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Recall and precision of Faceguard's detector, side by side with deface in the same run.
 
-    .venv/bin/python ops/eval_recall.py [--suite faces|wider-tune|nofaces|large|walls]... [--split even|odd]
+    .venv/bin/python ops/eval_recall.py [--suite faces|wider-tune|nofaces|large|walls|facefree]... [--split even|odd]
                                         [--limit N] [--preset P]... [--peer deface]
 
 For each suite of `../shared/data` (`consumer/evaluation/suites.py`) prints the
 table of `faceguard eval`: masked share per face height, WIDER hard list,
 detections matching no face and their share, photos with a detection, non-face
-pixels masked, detection ms per image; on `nofaces` every detection is a false
+pixels masked, detection ms per image; on `nofaces` (and on `facefree`, 84
+more face-free photos fetched by `ops/fetch_facefree.py`) every detection is a false
 mask, and on `large` (no annotations) the detections per photo are listed too.
 The verifier is fitted on the even-numbered photos of `wider-tune`: report it
 with `--suite wider-tune --split odd`, and on `faces` (never fitted on). With `--peer deface`, deface 1.5.0 is
@@ -100,7 +101,7 @@ def gray_copies(images: list[AnnotatedImage], folder: Path) -> list[AnnotatedIma
             raise SystemExit(f"eval-recall: cannot read {image.path}")
         suffix = ".png" if image.path.suffix.lower() == ".png" else ".jpg"
         path = folder / f"{index:05d}-{image.path.stem}{suffix}"
-        cv2.imwrite(str(path), gray, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(path), gray, [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix == ".jpg" else [])
         copies.append(dataclasses.replace(image, path=path))
     return copies
 

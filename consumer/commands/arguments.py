@@ -236,8 +236,8 @@ def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     evaluation.add_argument(
         "--suite",
         action="append",
-        choices=["faces", "wider-tune", "nofaces", "large", "walls"],
-        help="photo set of ../shared/data (default: faces); repeatable",
+        choices=["faces", "wider-tune", "nofaces", "large", "walls", "facefree"],
+        help="photo set of ../shared/data, or facefree (fetched by ops/fetch_facefree.py); default: faces; repeatable",
     )
     evaluation.add_argument(
         "--split", choices=["all", "even", "odd"], default="all", help="only the even- or odd-numbered photos"

@@ -8,6 +8,9 @@
   drawn preview (`faceguard anonymize --preview`).
 - `walls`: walls of small faces made from `large/`'s portraits, one per face height
   (`consumer/evaluation/walls.py`): a crowd with no larger face to point the guided passes at it.
+- `facefree`: 84 more photos with no person, desktop wallpapers from Debian's packages (moss and soil, leaves,
+  wood, water, dogs, paper, artwork), fetched into `.cache/facefree/` by `ops/fetch_facefree.py`, not in
+  `../shared/data/`: every mask is a false mask, as on `nofaces`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from consumer.evaluation.walls import build_walls
 from consumer.imaging.decode import inspect_image
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+FACEFREE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "facefree"
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
@@ -30,6 +34,7 @@ class Suite(StrEnum):
     NOFACES = "nofaces"
     LARGE = "large"
     WALLS = "walls"
+    FACEFREE = "facefree"
 
     @property
     def annotated(self) -> bool:
@@ -48,12 +53,18 @@ def suite_images(
     """The suite's photos (the first `limit` when given, then the `split` half), in a stable order. The
     walls are made into `work` (required for them), their portraits' faces found with the models in
     `models_dir`. Raises FileNotFoundError when the data folder lacks the suite."""
+    if suite is not Suite.FACEFREE and not data.is_dir():
+        raise FileNotFoundError(f"no shared data at {data}: it is not beside the repository")
     if suite is Suite.WALLS:
         if work is None:
             raise ValueError("the walls are made into a folder: pass `work`")
         images = build_walls(data / "large", work, models_dir)
     elif suite is Suite.FACES:
         images = load_annotations(data / "faces" / "annotations.jsonl", "wider-val")
+    elif suite is Suite.FACEFREE:
+        if not FACEFREE_DIR.is_dir():
+            raise FileNotFoundError(f"no photos at {FACEFREE_DIR}: fetch them with ops/fetch_facefree.py")
+        images = unannotated(FACEFREE_DIR)
     elif suite is Suite.TUNE:
         images = load_annotations(data / "wider-tune" / "annotations.jsonl")
     else:
