@@ -2,24 +2,29 @@
 
 BlazeFace at the low thresholds small faces need also fires on beer taps,
 textures and animals. The verifier looks again at each candidate where that can
-be answered. It cuts a square crop around the candidate, 1.5 times its longer
-side (as MediaPipe's face mesh pipeline crops a face), turned upright from the
-detector's eye keypoints when it has them, resizes it to 192 px and runs
-FaceMesh, whose face-presence score says whether a face fills the crop. Neither
-signal decides alone: FaceMesh's presence score separates faces from the rest
-well for large candidates and poorly for 16-32 px ones, where the detector's own
-score is the better signal. A small logistic model combines them, size-aware
-(`VerifierModel`), into the probability that the candidate is a face. Where that
-first stage is in doubt (about one candidate in four), MediaPipe's selfie
-segmentation says how much of the candidate and of a head-and-shoulders crop
-around it is a person (`PersonMask`), and a second fitted model decides. A real
-face in a crowd 20 px tall still sits on a body, while menu lettering, a carved
-pattern or a tap handle sits on none: the signal FaceMesh cannot give for small
-candidates. Where the second stage is still in doubt (about one candidate in
-seven), the full-range detector looks at a crop six times the candidate's size
-(another scale, with the surroundings) for a face there again, and a third
-model decides. Each look costs several times what FaceMesh does, so each runs
-only where the stage before it is in doubt (`LOOKS`).
+be answered, in stages: each stage is a small fitted logistic model
+(`VerifierModel`) giving the probability that the candidate is a face, and each
+look after the first stage is taken only where the stage before it is in doubt
+(`LOOKS`, cheapest first), so a candidate costs what its case needs.
+
+- The first stage weighs what costs nothing to measure: the detector's own score,
+  the candidate's size, the colour of its middle and the roll of its eye line. A
+  clear face of a crowd (a wall of them: most of its candidates) or a faint speck
+  is decided there.
+- Where the first stage is in doubt, FaceMesh, on a square crop 1.5 times the candidate's longer side (as
+  MediaPipe's face mesh pipeline crops a face), turned upright from the
+  detector's eye keypoints when it has them and resized to 192 px: its
+  face-presence score says whether a face fills the crop. It separates faces
+  from the rest well for large candidates and poorly for 16-32 px ones, where the
+  detector's score is the better signal, so the model weighs both, size-aware.
+- Where that is in doubt (about one candidate in four), MediaPipe's selfie
+  segmentation says how much of the candidate and of a head-and-shoulders crop
+  around it is a person (`PersonMask`). A real face in a crowd 20 px tall still
+  sits on a body, while menu lettering, a carved pattern or a tap handle sits on
+  none: the signal FaceMesh cannot give for small candidates.
+- Where that is still in doubt (about one in seven), the full-range detector
+  looks at a crop six times the candidate's size (another scale, with the
+  surroundings) for a face there again.
 
 The model is fitted by `ops/fit_verifier.py` on one half of `wider-tune/` and
 ships as a small versioned JSON file beside this module, pinned by its sha256
@@ -49,8 +54,8 @@ from consumer.errors import ModelFileError
 from consumer.imaging.decode import to_rgb8
 from consumer.imaging.types import Box, Detection, Pixels, Point
 
-VERIFIER_FILE = Path(__file__).with_name("verifier-v6.json")
-VERIFIER_SHA256 = "83d08529a074c94c2fcef59a202b153bb8be640979832d3a0a7c35c230cbfa93"
+VERIFIER_FILE = Path(__file__).with_name("verifier-v7.json")
+VERIFIER_SHA256 = "222a6cb7becbbac689e8c5d261729ccd55a6fffb93bf79a237c1f9826ec75d94"
 ZOOM = 1.5  # FaceMesh's crop side, in multiples of the candidate's longer side (a second crop at 2.0 added nothing)
 LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before their logit
 
@@ -65,8 +70,9 @@ LOGIT_CLIP = 12.0  # scores are clipped to [1/(1+e^12), 1-1/(1+e^12)] before the
 # against the detector's, the detections merged into a candidate, its aspect and a second zoom were measured
 # and added nothing: docs/detection.md.)
 BASE_FEATURES = ("bias", "score", "relook", "presence", "log_height", "skin", "sat", "person", "around", "roll")
-# The looks taken where a stage is in doubt, cheapest first, and the features each adds for the stage after it.
-LOOKS: dict[str, tuple[str, ...]] = {"person": ("person", "around"), "relook": ("relook",)}
+# The looks taken where a stage is in doubt, cheapest first, and the features each adds for the stage after it:
+# `mesh`, FaceMesh's presence; `person`, the selfie segmentation's shares; `relook`, the full-range detector's score.
+LOOKS: dict[str, tuple[str, ...]] = {"mesh": ("presence",), "person": ("person", "around"), "relook": ("relook",)}
 
 
 @dataclass(frozen=True)
@@ -81,26 +87,28 @@ class Stage:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-# Fitted stages: the first weighs what FaceMesh, the detector and the colour say; each later one also weighs
-# what one more look (`LOOKS`, in order) says, and decides a candidate the stage before it left in doubt.
+# Fitted stages: the first weighs what the detector and the colour say; each later one also weighs what one more
+# look (`LOOKS`, in order) says, and decides a candidate the stage before it left in doubt.
 Stages = tuple[Stage, ...]
 
 
 @dataclass(frozen=True)
 class VerifierModel:
     """The stages for colour photos, and those for monochrome ones (fitted on gray copies seen through the
-    detector's tint, `consumer/detection/colour.py`), and the probabilities that are in doubt."""
+    detector's tint, `consumer/detection/colour.py`), and for each look the probabilities in doubt before it,
+    where it is taken."""
 
     version: str
     colour: Stages
     monochrome: Stages
-    doubt: tuple[float, float]
+    doubt: dict[str, tuple[float, float]]
 
     def stages(self, monochrome: bool) -> Stages:
         return self.monochrome if monochrome else self.colour
 
-    def in_doubt(self, probability: float) -> bool:
-        low, high = self.doubt
+    def in_doubt(self, look: str, probability: float) -> bool:
+        """Whether look `look` is taken for a candidate the stage before it gives `probability`."""
+        low, high = self.doubt[look]
         return low <= probability <= high
 
 
@@ -120,10 +128,10 @@ def load_verifier_model(path: Path = VERIFIER_FILE, sha256: str = VERIFIER_SHA25
     if digest != sha256:
         raise ModelFileError(f"verifier model {path} has sha256 {digest}, expected {sha256}: it was altered")
     entry = json.loads(data)
-    low, high = (float(bound) for bound in entry["doubt"])
-    return VerifierModel(
-        entry["version"], _stages(path, entry["colour"]), _stages(path, entry["monochrome"]), (low, high)
-    )
+    if set(entry["doubt"]) != set(LOOKS):
+        raise ModelFileError(f"verifier model {path} has doubt bands for {sorted(entry['doubt'])}, not {list(LOOKS)}")
+    doubt = {look: (float(entry["doubt"][look][0]), float(entry["doubt"][look][1])) for look in LOOKS}
+    return VerifierModel(entry["version"], _stages(path, entry["colour"]), _stages(path, entry["monochrome"]), doubt)
 
 
 def _stages(path: Path, entry: dict[str, list[dict[str, list[object]]]]) -> Stages:
@@ -153,13 +161,12 @@ def logit(score: float) -> float:
     return math.log(score / (1 - score))
 
 
-def candidate_features(detection: Detection, presence: float, colour: dict[str, float]) -> dict[str, float]:
-    """The values of the first stage's features for `detection`, given FaceMesh's presence logit on its crop
-    and the colour of its middle (`colour_features`)."""
+def candidate_features(detection: Detection, colour: dict[str, float]) -> dict[str, float]:
+    """The values of the first stage's features for `detection`, given the colour of its middle
+    (`colour_features`): what is known before any look."""
     return {
         "bias": 1.0,
         "score": logit(detection.score),
-        "presence": presence,
         "log_height": math.log2(max(detection.box.h, 1)),
         "skin": colour["skin"],
         "sat": colour["sat"],
@@ -345,14 +352,15 @@ class Looker:
             self._loaded = loaded.pop_all()
 
     def features(self, pixels: Pixels, detection: Detection) -> dict[str, float]:
-        """The first stage's features of `detection`, looked at in `pixels`."""
-        return candidate_features(
-            detection, presence_of(self._mesh, pixels, detection), colour_features(pixels, detection.box)
-        )
+        """The first stage's features of `detection` in `pixels` (no network is run)."""
+        return candidate_features(detection, colour_features(pixels, detection.box))
 
     def look(self, name: str, pixels: Pixels, detection: Detection) -> dict[str, float]:
-        """The features look `name` of `LOOKS` adds: `person`, the person shares of the candidate and around it;
-        `relook`, the full-range detector's score for it, as a logit."""
+        """The features look `name` of `LOOKS` adds: `mesh`, FaceMesh's presence logit on the upright crop;
+        `person`, the person shares of the candidate and around it; `relook`, the full-range detector's score
+        for it, as a logit."""
+        if name == "mesh":
+            return {"presence": presence_of(self._mesh, pixels, detection)}
         if name == "person":
             person, around = self._person.shares(pixels, detection.box)
             return {"person": person, "around": around}
@@ -379,7 +387,7 @@ class Verifier:
         values = self._looker.features(pixels, detection)
         probability = first.probability(values)
         for look, stage in zip(LOOKS, later, strict=True):
-            if not self.model.in_doubt(probability):
+            if not self.model.in_doubt(look, probability):
                 break
             values.update(self._looker.look(look, pixels, detection))
             probability = stage.probability(values)

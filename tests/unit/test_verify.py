@@ -16,10 +16,12 @@ import pytest
 
 from consumer.detection.model_files import DEFAULT_MODELS_DIR, MODEL_FILES, ModelKind
 from consumer.detection.verify import (
+    LOOKS,
     VERIFIER_FILE,
     CropNetwork,
     FaceMesh,
     PersonMask,
+    Verifier,
     box_in_crop,
     candidate_features,
     crop_square,
@@ -55,7 +57,7 @@ def test_the_roll_feature_is_how_far_the_eye_line_is_from_level_in_right_angles(
     eyes: tuple[Point, Point] | None, roll: float
 ) -> None:
     detection = Detection(Box(0, 0, 40, 40), 0.6, eyes=eyes)
-    values = candidate_features(detection, presence=-1.0, colour={"skin": 0.5, "sat": 0.3})
+    values = candidate_features(detection, colour={"skin": 0.5, "sat": 0.3})
     assert values["roll"] == pytest.approx(roll)
 
 
@@ -125,13 +127,20 @@ def test_an_altered_file_of_the_verifiers_networks_is_refused(
 def test_the_verifier_model_is_pinned_and_an_altered_copy_is_refused(tmp_path: Path) -> None:
     model = load_verifier_model()
     for stages in (model.colour, model.monochrome):
-        first, person, relook = stages  # a stage for each look (`LOOKS`), in order: the person mask, the relook
+        # A stage before any look, then one for each look (`LOOKS`), in order: FaceMesh, the person mask, the relook.
+        first, mesh, person, relook = stages
         assert len(first.features) == len(first.weights) > 1
-        assert not {"relook", "person", "around"} & set(first.features)
+        assert not {"presence", "relook", "person", "around"} & set(first.features)
         assert "roll" in first.features
-        assert {"person", "around"} <= set(person.features)
+        assert "presence" in mesh.features
+        assert not {"relook", "person", "around"} & set(mesh.features)
+        assert {"presence", "person", "around"} <= set(person.features)
         assert "relook" not in person.features
-        assert {"relook", "person", "around"} <= set(relook.features)
+        assert {"presence", "relook", "person", "around"} <= set(relook.features)
+    assert list(model.doubt) == list(LOOKS)
+    low, high = model.doubt["mesh"]
+    assert low < 0.05  # FaceMesh is skipped only where the first stage is sure
+    assert high > 0.95
     assert "skin" in model.colour[0].features
     assert not {"skin", "sat"} & set(model.monochrome[0].features)  # a monochrome photo has no colour to weigh
     assert model.stages(monochrome=True) is model.monochrome
@@ -146,7 +155,12 @@ def test_the_verifier_model_is_pinned_and_an_altered_copy_is_refused(tmp_path: P
 
 @pytest.mark.parametrize(
     ("stage", "feature", "refusal"),
-    [(0, "person", "stage 1 weighs"), (1, "relook", "stage 2 weighs"), (None, "", "2 stages, not 3")],
+    [
+        (0, "presence", "stage 1 weighs"),
+        (1, "person", "stage 2 weighs"),
+        (2, "relook", "stage 3 weighs"),
+        (None, "", "3 stages, not 4"),
+    ],
 )
 def test_a_model_weighing_a_look_before_it_is_taken_or_missing_a_stage_is_refused(
     tmp_path: Path, stage: int | None, feature: str, refusal: str
@@ -197,3 +211,44 @@ def test_the_person_crop_holds_head_and_shoulders_and_the_box_is_found_in_it() -
     wide = Box(0, 0, 30, 10)  # the longer side sizes the crop
     assert person_crop(wide) == (Point(15, 27.5), 120)
     assert box_in_crop(wide, *person_crop(wide), 240) == (slice(65, 85), slice(90, 150))
+
+
+def test_facemesh_is_a_look_taken_only_where_the_first_stage_is_in_doubt() -> None:
+    """A sure face costs no network; a candidate in doubt gets FaceMesh first, then the later looks as needed."""
+    verifier = Verifier(DEFAULT_MODELS_DIR, load_verifier_model())
+    taken: list[str] = []
+    look = verifier._looker.look
+
+    def recording(name: str, pixels: np.ndarray, detection: Detection) -> dict[str, float]:
+        taken.append(name)
+        return look(name, pixels, detection)
+
+    verifier._looker.look = recording  # type: ignore[method-assign]
+    presence = verifier._looker._mesh.presence
+    mesh_runs: list[float] = []
+
+    def counted(rgb: np.ndarray) -> float:
+        mesh_runs.append(presence(rgb))
+        return mesh_runs[-1]
+
+    verifier._looker._mesh.presence = counted  # type: ignore[method-assign]
+    astronaut, cat = read_image(SAMPLES / "astronaut.png"), read_image(SAMPLES / "chelsea.png")
+    x, y, w, h = ASTRONAUT_FACE
+    assert verifier.probability(astronaut, Detection(Box(x, y, w, h), 0.99), monochrome=False) > 0.98
+    assert (taken, len(mesh_runs)) == ([], 0)
+    assert verifier.probability(astronaut, Detection(Box(x, y, w, h), 0.6), monochrome=False) > 0.9
+    assert (taken, len(mesh_runs)) == (["mesh"], 1)
+    assert mesh_runs[0] > 2  # FaceMesh sees a face
+    taken.clear()
+    assert verifier.probability(cat, Detection(Box(165, 90, 120, 120), 0.5), monochrome=False) < 0.2
+    assert taken[0] == "mesh"
+    verifier.close()
+
+
+def test_a_model_without_a_doubt_band_for_each_look_is_refused(tmp_path: Path) -> None:
+    entry = json.loads(VERIFIER_FILE.read_text())
+    del entry["doubt"]["mesh"]
+    copy = tmp_path / VERIFIER_FILE.name
+    copy.write_text(json.dumps(entry))
+    with pytest.raises(ModelFileError, match="doubt bands"):
+        load_verifier_model(copy, hashlib.sha256(copy.read_bytes()).hexdigest())
