@@ -37,12 +37,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass
 
 from consumer.engine.attempts import CareWindows
 from consumer.engine.breaker import BreakerState, CircuitBreaker
 from consumer.engine.delivery import Delivery
+from consumer.engine.inflight import InFlight
 from consumer.engine.pool import Completion, Crash, ProcessingPool
 from consumer.engine.schedule import DelayedRecords
 from consumer.errors import ProcessingBug, PublishError
@@ -134,7 +135,7 @@ class Worker:
         self._breaker = breaker
         self._delayed: DelayedRecords[Record] = DelayedRecords(time.time)
         self._ready: deque[Record] = deque()
-        self._in_pool: Counter[PartitionKey] = Counter()
+        self._in_pool = InFlight()
         self._assigned: set[PartitionKey] = set()
         self._paused: set[PartitionKey] = set()
         self._crash: Crash | None = None
@@ -154,7 +155,7 @@ class Worker:
         revoked = set(partitions)
         self._drop_unstarted(revoked)
         deadline = time.monotonic() + (0.0 if self._crash else self._options.drain_timeout_s)
-        while sum(self._in_pool[p] for p in revoked) and time.monotonic() < deadline:
+        while self._in_pool.count(revoked) and time.monotonic() < deadline:
             self._absorb(self._pool.completions(0.05))
         if self._crash is None:
             self.delivery.drain()
@@ -178,7 +179,7 @@ class Worker:
         self._delayed.drop(partitions)
         for record in self._pool.take_back():  # keep the other partitions' records queued, in order
             if record.partition_key in partitions:
-                self._in_pool[record.partition_key] -= 1
+                self._in_pool.take_back(record)
             else:
                 self._pool.submit(record)
 
@@ -191,8 +192,7 @@ class Worker:
         self._care.forget(partitions)
         self._health.assigned_partitions = len(self._assigned)
         self._paused -= partitions
-        for partition in partitions:
-            self._in_pool.pop(partition, None)
+        self._in_pool.forget(partitions)
 
     def run(self, stop: StopRequest) -> None:
         """Consume until `stop` is set and in-flight work is committed.
@@ -208,7 +208,7 @@ class Worker:
             if stop.is_set() and not self._stopping:
                 self._stopping = True
                 for record in self._pool.take_back():  # not started: left uncommitted for the next owner
-                    self._in_pool[record.partition_key] -= 1
+                    self._in_pool.take_back(record)
                 drain_deadline = (stop.at or time.monotonic()) + drain_s
                 log.info("stopping: finishing %d in-flight records, taking no new ones", self.in_flight)
             # While records are in flight, wait on their completions rather than on the consumer.
@@ -267,7 +267,7 @@ class Worker:
     @property
     def in_flight(self) -> int:
         """Records handed to the processing threads and not yet completed."""
-        return sum(self._in_pool.values())
+        return self._in_pool.count()
 
     def _accept(self, record: Record) -> None:
         if record.partition_key not in self._assigned:
@@ -332,7 +332,7 @@ class Worker:
         self._submit(self._ready.popleft())
 
     def _submit(self, record: Record) -> None:
-        self._in_pool[record.partition_key] += 1
+        self._in_pool.add(record)
         self._pool.submit(record)
 
     def _read_crash_marks(self) -> bool:
@@ -360,8 +360,13 @@ class Worker:
     def _absorb(self, completions: list[Completion]) -> None:
         for completion in completions:
             key = completion.record.partition_key
-            if self._in_pool[key] > 0:
-                self._in_pool[key] -= 1
+            if not self._in_pool.complete(completion.record):
+                log.info(
+                    "%s[%d]@%d finished after its partition was given up: left to the partition's owner",
+                    *key,
+                    completion.record.offset,
+                )
+                continue
             if isinstance(completion, Crash):
                 self._crashed(completion)
                 continue
@@ -386,7 +391,7 @@ class Worker:
         """Take records no thread has started back from the pool, ahead of the other ready ones."""
         taken = self._pool.take_back()
         for record in taken:
-            self._in_pool[record.partition_key] -= 1
+            self._in_pool.take_back(record)
         self._ready.extendleft(reversed(taken))
 
     def _apply_pauses(self) -> None:
