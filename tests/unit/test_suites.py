@@ -3,6 +3,7 @@ exactly and reported missing with what to run."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import re
 from pathlib import Path
@@ -58,6 +59,7 @@ def test_a_fetched_photo_counts_only_when_its_checksum_matches(tmp_path: Path) -
     assert not module._intact(photo, sha256)
     photo.write_bytes(b"not the photo")
     assert not module._intact(photo, sha256)
+    assert module._intact(photo, hashlib.sha256(b"not the photo").hexdigest())
 
 
 def test_the_face_free_suite_says_how_to_fetch_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
