@@ -15,7 +15,11 @@ processing threads only turn records into outcomes. Each loop turn it
    processing time).
 
 On revocation, in-flight work of the revoked partitions finishes (up to
-`drain_timeout_s`) and is committed before the partitions are released. On a
+`drain_timeout_s`) and is committed before the partitions are released. A
+record still in a processing thread when its partition is given up (lost, or
+revoked past that deadline) no longer counts when it finishes, even if the
+partition was assigned to this worker again meanwhile: the record is fetched
+and processed again (`consumer.engine.inflight`). On a
 stop request (SIGTERM), no new record is dispatched; in-flight work finishes
 within `drain_timeout_s`, is committed, and the worker leaves the group.
 A record whose processing raised (a bug) is dispatched again, ahead of the
