@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fetch a second set of photos with no person in them: desktop wallpapers from Debian's packages.
 
-    .venv/bin/python ops/fetch_facefree.py [--to .cache/facefree]
+    .venv/bin/python ops/fetch_facefree.py
 
 `../shared/data/nofaces/` holds 14 face-free photos, and they are what the
 harness reports on. The verifier is fitted on WIDER, where every photo is full
@@ -10,17 +10,16 @@ of people: it never saw soil, pebbles, leaves or wood, and a model that learns
 call a patch of pebbles on dark soil a crowd of faces. This script gathers 84
 more face-free photos (moss and soil, leaves, wood, water, boats, dogs, a bird,
 paper textures, abstract artwork) from eight Debian packages of desktop
-wallpapers: `ops/fit_verifier.py --facefree` fits on the even-numbered ones and
-reports the odd-numbered ones, and `ops/eval_recall.py --facefree` scores them
-as it scores `nofaces/`. One photo with a person in it (plasma's `Autumn`) is
-left out.
+wallpapers into `.cache/facefree/`, where `ops/eval_recall.py --suite facefree`
+and `faceguard eval --suite facefree` score them as they score `nofaces/`
+(`consumer/evaluation/suites.py`). Nothing is fitted on them. One photo with a
+person in it (plasma's `Autumn`) is left out.
 
 `ops/facefree.tsv` lists each photo: its package, its path in the package, the
 name it is saved as, and its sha256, which is checked. The packages are fetched
 with `apt-get download` (Debian's own mirror, as configured on the machine) and
 unpacked with `dpkg-deb`; nothing is installed. The photos are not ours to
-redistribute: they stay in the git-ignored `.cache/`, and are only fitted on and
-measured.
+redistribute: they stay in the git-ignored `.cache/`, and are only measured.
 """
 
 from __future__ import annotations
@@ -34,8 +33,11 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from consumer.evaluation.suites import FACEFREE_DIR  # noqa: E402
+
 MANIFEST = Path(__file__).with_name("facefree.tsv")
-DEFAULT_FOLDER = REPO / ".cache" / "facefree"
 
 
 def manifest() -> list[tuple[str, str, str, str]]:
@@ -76,11 +78,9 @@ def _intact(path: Path, sha256: str) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--to", type=Path, default=DEFAULT_FOLDER, help="the folder to fill")
-    args = parser.parse_args()
-    fetched = fetch(args.to)
-    print(f"fetch-facefree: {len(manifest())} face-free photos in {args.to} ({fetched} fetched now)")
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    fetched = fetch(FACEFREE_DIR)
+    print(f"fetch-facefree: {len(manifest())} face-free photos in {FACEFREE_DIR} ({fetched} fetched now)")
     return 0
 
 

@@ -11,10 +11,10 @@ look after the first stage is taken only where the stage before it is in doubt
   the candidate's size, the colour of its middle and the roll of its eye line. A
   clear face of a crowd (a wall of them: most of its candidates) or a faint speck
   is decided there.
-- Where the first stage is in doubt, FaceMesh, on a square crop 1.5 times the candidate's longer side (as
-  MediaPipe's face mesh pipeline crops a face), turned upright from the
-  detector's eye keypoints when it has them and resized to 192 px: its
-  face-presence score says whether a face fills the crop. It separates faces
+- Where the first stage is in doubt, FaceMesh, on a square crop 1.5 times the
+  candidate's longer side (as MediaPipe's face mesh pipeline crops a face),
+  turned upright from the detector's eye keypoints when it has them and resized
+  to 192 px: its face-presence score says whether a face fills the crop. It separates faces
   from the rest well for large candidates and poorly for 16-32 px ones, where the
   detector's score is the better signal, so the model weighs both, size-aware.
 - Where that is in doubt (about one candidate in four), MediaPipe's selfie

@@ -38,13 +38,13 @@ class InFlight:
 
     def take_back(self, record: Record) -> None:
         """`record` was taken back from the pool before a thread started it."""
-        if self._entry(record) is not None:
-            self._counts[record.partition_key] -= 1
+        self.complete(record)
 
     def complete(self, record: Record) -> bool:
         """`record` finished (or raised): True when it was handed over under its partition's current
         assignment, False when the partition was given up since (its outcome is not this assignment's)."""
-        if self._entry(record) is None:
+        _, assignment = self._records.pop(id(record), (record, -1))
+        if assignment != self._assignment[record.partition_key]:
             return False
         self._counts[record.partition_key] -= 1
         return True
@@ -60,10 +60,3 @@ class InFlight:
         if partitions is None:
             return sum(self._counts.values())
         return sum(self._counts[p] for p in partitions)
-
-    def _entry(self, record: Record) -> tuple[Record, int] | None:
-        """Remove `record`'s entry; return it when it was handed over under its partition's current assignment."""
-        entry = self._records.pop(id(record), None)
-        if entry is None or entry[1] != self._assignment[record.partition_key]:
-            return None
-        return entry
