@@ -167,7 +167,9 @@ class Face(Contract):
 class ImageInfo(Contract):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
-    format: str = Field(description="jpeg, png, bmp or webp; the output keeps the input's format.")
+    format: str = Field(
+        description="jpeg, png, bmp or webp: the output's, which is the input's unless `anonymize -o` names another."
+    )
     content_type: str
 
 

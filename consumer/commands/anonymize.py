@@ -96,11 +96,11 @@ def anonymize_target(job: FileJob, anonymizers: Anonymizers, target: Target) -> 
         data = read_input(target.source, job.max_bytes)
         anonymizer = anonymizers.mine()
         if job.preview:
-            drawn, _format = anonymizer.preview(data, job.mask)
+            drawn, _format = anonymizer.preview(data, job.mask, target.format)
             write_atomically(target.output, drawn)
             return FileOutcome(target.source, target.output, 0, None)
         clock = Stopwatch()
-        result = anonymizer.anonymize(data, job.mask, fetch_ms=clock.lap())
+        result = anonymizer.anonymize(data, job.mask, fetch_ms=clock.lap(), output_format=target.format)
     except RecordFailure as failure:
         return FileOutcome(target.source, None, 0, str(failure))
     write_atomically(target.output, result.data)

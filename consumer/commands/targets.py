@@ -4,12 +4,15 @@ no earlier output is ever overwritten by accident.
     anonymize photos/ -o out/              out/<path under photos>
     anonymize photos/ more/ x.jpg -o out/  out/photos/<path under photos>, out/more/<...>, out/x.jpg
     anonymize photo.jpg -o masked.jpg      a single input to a file
+    anonymize photo.png -o masked.jpg      ... written as the format its name says (here JPEG)
     anonymize - -o -                       standard input to standard output
 
 A plan is refused (`UsageError`, exit 2) when an output would be an input, two
 outputs would be one file (`a/x.jpg b/x.jpg`: name their folders instead), or an
 output exists already without `--overwrite` (which replaces earlier outputs,
-never inputs). Inputs that are images we do not read (GIF, HEIC, ...) or that
+never inputs), and when `-o` names an image file that cannot be one (a GIF, or
+a `.jpg` for several inputs or a folder), rather than making a folder of that
+name. Inputs that are images we do not read (GIF, HEIC, ...) or that
 say they are images and are not are listed as failed; other files met in a
 folder (a README, earlier metadata) are listed as skipped and do not count.
 """
@@ -26,6 +29,8 @@ from consumer.imaging.types import ImageFormat
 
 STDIO = Path("-")
 SNIFF_BYTES = 64  # enough of a file's head to name its format
+# Suffixes of image formats we read or write neither: `-o x.gif` is refused rather than taken for a folder.
+FOREIGN_IMAGE_SUFFIXES = frozenset({".gif", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jxl", ".jp2"})
 
 
 class UsageError(FaceguardError):
@@ -38,6 +43,7 @@ class Target:
 
     source: Path  # `STDIO`: standard input
     output: Path
+    format: ImageFormat | None = None  # the format to write; None: the input's
 
 
 @dataclass(frozen=True)
@@ -60,13 +66,18 @@ def plan(inputs: list[Path], output: Path, overwrite: bool, with_metadata: bool,
     """Where each input's output goes. Raises UsageError (exit 2) for a plan that would destroy a file."""
     if STDIO in inputs or output == STDIO:
         return stdio_plan(inputs, output)
+    check_writable(output)
     found, failed, skipped = expand(inputs, exclude=output)
     if not found and not failed:
         raise UsageError(f"no image files found in {', '.join(map(str, inputs))}")
     single = len(inputs) == 1 and inputs[0].is_file()
-    if single and (output.is_file() or (not output.exists() and output.suffix.lower() in IMAGE_SUFFIXES)):
-        targets = [Target(f.source, output) for f in found]
+    named_as_image = not output.exists() and output.suffix.lower() in IMAGE_SUFFIXES
+    if single and (output.is_file() or named_as_image):
+        targets = [Target(f.source, output, format_named(output)) for f in found]
     else:
+        if named_as_image:
+            what = f"{len(inputs)} inputs" if len(inputs) > 1 else f"the folder {inputs[0]}"
+            raise UsageError(f"-o {output} names an image file, but {what} need a folder: name a folder")
         check_folder(output, len(inputs))
         targets = [Target(f.source, output / named(f.relative, f.format, preview)) for f in found]
     check(targets, overwrite, with_metadata)
@@ -74,12 +85,13 @@ def plan(inputs: list[Path], output: Path, overwrite: bool, with_metadata: bool,
 
 
 def stdio_plan(inputs: list[Path], output: Path) -> Plan:
+    check_writable(output)
     if inputs != [STDIO] and output == STDIO and len(inputs) != 1:
         raise UsageError("-o - writes one image to standard output: give one input")
     if inputs == [STDIO]:
         if output != STDIO and output.is_dir():
             raise UsageError(f"-o {output} is a folder: with input -, name a file or - (standard output)")
-        return Plan([Target(STDIO, output)], [], [])
+        return Plan([Target(STDIO, output, format_named(output))], [], [])
     if STDIO in inputs:
         raise UsageError("- (standard input) cannot be given with other inputs")
     [source] = inputs
@@ -131,6 +143,19 @@ def named(relative: Path, image_format: ImageFormat, preview: bool) -> Path:
     own = suffix == image_format.extension or (image_format is ImageFormat.JPEG and suffix == ".jpeg")
     stem, ext = (relative.stem, relative.suffix) if own else (relative.name, image_format.extension)
     return relative.with_name(f"{stem}{'.preview' if preview else ''}{ext}")
+
+
+def format_named(output: Path) -> ImageFormat | None:
+    """The format an output file's suffix names (`.jpg`, `.jpeg`, `.png`, `.bmp`, `.webp`), or None."""
+    suffix = output.suffix.lower()
+    return next((f for f in ImageFormat if suffix in (f.extension, f".{f.value}")), None)
+
+
+def check_writable(output: Path) -> None:
+    """Refuse an output named as an image in a format we do not write (unless it is a folder already)."""
+    suffix = output.suffix.lower()
+    if suffix in FOREIGN_IMAGE_SUFFIXES and not output.is_dir():
+        raise UsageError(f"-o {output}: {suffix[1:].upper()} is not written; name a .jpg, .png, .bmp or .webp file")
 
 
 def check_folder(output: Path, inputs: int) -> None:

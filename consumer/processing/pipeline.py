@@ -85,15 +85,19 @@ class Anonymizer:
         self._max_pixels = options.max_image_pixels
         self._max_output_bytes = options.max_image_bytes
 
-    def preview(self, data: bytes, options: MaskOptions | None) -> tuple[bytes, ImageFormat]:
+    def preview(
+        self, data: bytes, options: MaskOptions | None, output_format: ImageFormat | None = None
+    ) -> tuple[bytes, ImageFormat]:
         """Image `data` with every candidate drawn instead of masked (`consumer/imaging/preview.py`): kept faces
-        green, candidates the verifier rejected red. Raises NotAnImage or ImageTooLarge."""
+        green, candidates the verifier rejected red; encoded as `output_format` (default: the input's).
+        Raises NotAnImage or ImageTooLarge."""
         inspected = inspect_image(data, self._max_pixels)
         with self._budget.hold(inspected.pixels):
             image = decode_inspected(data, inspected)
             threshold = self._masks.min_face_probability(options, self.detector.min_probability)
             draw_detections(image.pixels, self.detector.review(image.pixels, threshold))
-            return encode_image(image.pixels, image.format, self._quality), inspected.format
+            output_format = output_format or image.format
+            return encode_image(image.pixels, output_format, self._quality), output_format
 
     def find(self, data: bytes, options: MaskOptions | None) -> FoundFaces:
         """The faces in image `data` and the masks `anonymize` would apply, without masking or encoding.

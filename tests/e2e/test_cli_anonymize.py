@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -145,6 +146,38 @@ def test_bad_output_paths_and_option_values_get_one_line_and_exit_2(tmp_path: Pa
         last = bad.stderr.decode().strip().splitlines()[-1]
         assert last.startswith(f"faceguard anonymize: error: argument {option}"), last
         assert "pydantic" not in bad.stderr.decode()
+
+
+def test_an_output_file_is_written_in_the_format_its_name_says_and_never_made_a_folder(tmp_path: Path) -> None:
+    photo = SAMPLES / "astronaut.png"
+    jpeg = b"\xff\xd8\xff"
+    for name, head, said in (
+        ("masked.jpg", jpeg, "jpeg"),
+        ("masked.JPEG", jpeg, "jpeg"),
+        ("masked.webp", b"RIFF", "webp"),
+    ):
+        done = run("anonymize", str(photo), "-o", str(tmp_path / name), "--metadata")
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / name).read_bytes().startswith(head), name
+        assert json.loads((tmp_path / f"{name}.json").read_text())["image"]["format"] == said
+    preview = run("anonymize", str(photo), "-o", str(tmp_path / "preview.jpg"), "--preview")
+    assert preview.returncode == 0, preview.stderr
+    assert (tmp_path / "preview.jpg").read_bytes().startswith(b"\xff\xd8\xff")
+    piped = run("anonymize", "-", "-o", str(tmp_path / "piped.bmp"), stdin=photo.read_bytes())
+    assert piped.returncode == 0, piped.stderr
+    assert (tmp_path / "piped.bmp").read_bytes().startswith(b"BM")
+    photos = folder_of_photos(tmp_path)
+    refusals = (
+        ([str(photo)], "masked.gif", "GIF is not written"),
+        (["-"], "piped.tiff", "TIFF is not written"),
+        ([str(photo), str(SAMPLES / "coffee.png")], "two.jpg", "names an image file, but 2 inputs need a folder"),
+        ([str(photos)], "folder.png", f"names an image file, but the folder {photos} need a folder"),
+    )
+    for inputs, name, message in refusals:
+        refused = run("anonymize", *inputs, "-o", str(tmp_path / name), stdin=photo.read_bytes())
+        assert refused.returncode == 2
+        assert message in one_line_error(refused)
+        assert not (tmp_path / name).exists()
 
 
 def test_weaker_options_are_applied_and_said(tmp_path: Path) -> None:
