@@ -168,7 +168,7 @@ class ImageInfo(Contract):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     format: str = Field(
-        description="jpeg, png, bmp or webp: the output's, which is the input's unless `anonymize -o` names another."
+        description="jpeg, png, bmp or webp: the output's; the input's unless Accept or `anonymize -o` names another."
     )
     content_type: str
 

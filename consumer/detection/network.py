@@ -13,11 +13,6 @@ threads (LiteRT releases the GIL while the network runs).
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from types import TracebackType
@@ -30,51 +25,9 @@ from consumer.detection.blazeface import anchor_centres, check_input_side, decod
 from consumer.detection.model_files import MODEL_FILES, ModelKind, verified_model_path
 from consumer.errors import SetupError
 from consumer.imaging.types import Box, Detection, Point
+from consumer.native_stderr import native_stderr_silenced
 
 RUNTIME = f"litert-{version('ai-edge-litert')}"
-
-
-class _StderrSilencer:
-    """Process-wide: the first thread to enter redirects fd 2, the last to leave restores it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._saved = -1
-
-    def enter(self) -> None:
-        with self._lock:
-            if self._depth == 0:
-                sys.stderr.flush()
-                self._saved = os.dup(2)
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 2)
-                os.close(devnull)
-            self._depth += 1
-
-    def leave(self) -> None:
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0:
-                os.dup2(self._saved, 2)
-                os.close(self._saved)
-
-
-_SILENCER = _StderrSilencer()
-
-
-@contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null: LiteRT prints dozens of INFO/WARNING lines
-    while a model loads and on the first inference, and a plain-text warning from an
-    inference now and then, which would break the worker's one-JSON-object-per-line log.
-    Python's own log lines and tracebacks are not lost meanwhile: they go to a copy of
-    descriptor 2 (`consumer/observability/logs.py`). Safe when processing threads run at the same time."""
-    _SILENCER.enter()
-    try:
-        yield
-    finally:
-        _SILENCER.leave()
 
 
 class FaceDetector:

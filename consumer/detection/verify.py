@@ -49,10 +49,11 @@ from ai_edge_litert.interpreter import Interpreter
 from consumer.detection.colour import colour_features
 from consumer.detection.crops import padded_square, rgb_view
 from consumer.detection.model_files import MODEL_FILES, ModelKind, verified_model_path
-from consumer.detection.network import FaceDetector, native_stderr_silenced
+from consumer.detection.network import FaceDetector
 from consumer.errors import ModelFileError
 from consumer.imaging.decode import to_rgb8
 from consumer.imaging.types import Box, Detection, Pixels, Point
+from consumer.native_stderr import native_stderr_silenced
 
 VERIFIER_FILE = Path(__file__).with_name("verifier-v7.json")
 VERIFIER_SHA256 = "222a6cb7becbbac689e8c5d261729ccd55a6fffb93bf79a237c1f9826ec75d94"

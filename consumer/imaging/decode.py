@@ -15,6 +15,7 @@ import numpy as np
 from consumer.errors import ImageTooLarge, NotAnImage, UnsupportedImage
 from consumer.imaging.header import read_header
 from consumer.imaging.types import DecodedImage, ImageFormat, Pixels
+from consumer.native_stderr import native_stderr_silenced
 
 
 def sniff_format(data: bytes) -> ImageFormat:
@@ -83,7 +84,8 @@ def decode_inspected(data: bytes, inspected: InspectedImage) -> DecodedImage:
     """Decode `data`, which `inspect_image` allowed. Raises NotAnImage when it is corrupt or cut short."""
     # IMREAD_COLOR applies EXIF orientation; IMREAD_UNCHANGED keeps alpha and depth.
     flags = cv2.IMREAD_COLOR if inspected.format is ImageFormat.JPEG else cv2.IMREAD_UNCHANGED
-    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    with native_stderr_silenced():  # libpng's warnings about odd chunks must not reach the JSON log
+        pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if pixels is None or pixels.size == 0:
         raise NotAnImage(f"the {inspected.format.value} data is truncated or corrupt and cannot be decoded")
     return DecodedImage(pixels=pixels, format=inspected.format)

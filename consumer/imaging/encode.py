@@ -1,7 +1,8 @@
 """Encode stage: pixels back into the input's format.
 
 OpenCV writes pixel data only, so the output carries no EXIF, GPS or other
-metadata of the input.
+metadata of the input; the input's colour profile alone is written back into it
+(`consumer/imaging/profile.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 
 from consumer.imaging.decode import eight_bit
+from consumer.imaging.profile import carried_profile, with_profile
 from consumer.imaging.types import ImageFormat, Pixels
 
 
@@ -20,9 +22,12 @@ class EncodeQuality:
     webp: int = 90
 
 
-def encode_image(pixels: Pixels, image_format: ImageFormat, quality: EncodeQuality) -> bytes:
+def encode_image(
+    pixels: Pixels, image_format: ImageFormat, quality: EncodeQuality, profile: bytes | None = None
+) -> bytes:
     """`pixels` encoded as `image_format` (converted first where that format cannot hold them: 16-bit samples
-    to 8 bits but in PNG, alpha dropped in JPEG). Raises RuntimeError if OpenCV cannot encode them (a bug)."""
+    to 8 bits but in PNG, alpha dropped in JPEG), with the ICC `profile` of the input they were decoded from
+    where it describes them. Raises RuntimeError if OpenCV cannot encode them (a bug)."""
     pixels = representable(pixels, image_format)
     params: list[int] = []
     if image_format is ImageFormat.JPEG:
@@ -34,7 +39,7 @@ def encode_image(pixels: Pixels, image_format: ImageFormat, quality: EncodeQuali
     ok, buffer = cv2.imencode(image_format.extension, pixels, params)
     if not ok:
         raise RuntimeError(f"OpenCV could not encode a {pixels.shape} {pixels.dtype} image as {image_format.value}")
-    return buffer.tobytes()
+    return with_profile(buffer.tobytes(), image_format, carried_profile(profile, pixels))
 
 
 def representable(pixels: Pixels, image_format: ImageFormat) -> Pixels:

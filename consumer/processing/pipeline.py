@@ -19,6 +19,7 @@ from consumer.imaging.encode import EncodeQuality, encode_image
 from consumer.imaging.mask import MaskPolicy, mask_faces, planned_masks
 from consumer.imaging.pixel_budget import PixelBudget
 from consumer.imaging.preview import draw_detections
+from consumer.imaging.profile import read_profile
 from consumer.imaging.types import Detection, ImageFormat
 from consumer.sources.url_redaction import without_credentials
 from schemas import (
@@ -97,7 +98,8 @@ class Anonymizer:
             threshold = self._masks.min_face_probability(options, self.detector.min_probability)
             draw_detections(image.pixels, self.detector.review(image.pixels, threshold))
             output_format = output_format or image.format
-            return encode_image(image.pixels, output_format, self._quality), output_format
+            profile = read_profile(data, inspected.format)
+            return encode_image(image.pixels, output_format, self._quality, profile), output_format
 
     def find(self, data: bytes, options: MaskOptions | None) -> FoundFaces:
         """The faces in image `data` and the masks `anonymize` would apply, without masking or encoding.
@@ -148,7 +150,8 @@ class Anonymizer:
             applied = mask_faces(pixels, detections, self._masks.resolve(options))
             mask_ms = clock.lap()
             output_format = output_format or image.format
-            output = encode_image(pixels, output_format, self._quality)
+            profile = read_profile(data, inspected.format)
+            output = encode_image(pixels, output_format, self._quality, profile)
             encode_ms = clock.lap()
             width, height = image.width, image.height  # upright: EXIF orientation may swap the header's
             del image, pixels  # the decoded pixels are freed before the budget is given back

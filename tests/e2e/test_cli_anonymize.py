@@ -11,8 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from tests.support import BIN, SAMPLES, decode, images_with_large_faces
+from tests.support import BIN, SAMPLES, SHARED_DATA, decode, images_with_large_faces
+
+GPS_IFD = 0x8825
 
 FACEGUARD = str(BIN / "faceguard")
 
@@ -178,6 +181,22 @@ def test_an_output_file_is_written_in_the_format_its_name_says_and_never_made_a_
         assert refused.returncode == 2
         assert message in one_line_error(refused)
         assert not (tmp_path / name).exists()
+
+
+def test_a_wide_gamut_photo_keeps_its_colour_profile_and_loses_its_location(tmp_path: Path) -> None:
+    """An Adobe RGB photo with GPS in its EXIF: the masked copy says which colours its pixels are, and not
+    where it was taken."""
+    photo = SHARED_DATA / "large" / "deepface_img39.jpg"
+    with Image.open(photo) as original:
+        profile = original.info["icc_profile"]
+        assert original.getexif().get_ifd(GPS_IFD)
+    for name in ("masked.jpg", "masked.png", "masked.webp"):
+        done = run("anonymize", str(photo), "-o", str(tmp_path / name))
+        assert done.returncode == 0, done.stderr
+        with Image.open(tmp_path / name) as output:
+            assert output.info.get("icc_profile") == profile, name
+            assert not output.getexif().get_ifd(GPS_IFD), name
+            assert output.size == original.size
 
 
 def test_weaker_options_are_applied_and_said(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
     cli, __main__           the command line: a composition root
     config                  the settings; read only by the composition roots
-    errors, records, topics shared by every room
+    errors, records, topics, native_stderr   shared by every room
     imaging/ detection/ sources/   the stages: no settings, no Kafka, nothing above them
     processing/             one record's work: the stages composed; no engine, no Kafka client
     kafka/                  the only room that imports confluent_kafka

@@ -15,9 +15,10 @@ from mediapipe.tasks.python import BaseOptions, vision
 from consumer.detection.blazeface import anchor_centres, decode, score_logit, weighted_suppression
 from consumer.detection.crops import rgb_view
 from consumer.detection.model_files import DEFAULT_MODELS_DIR, DETECTORS, MODEL_FILES, ModelKind
-from consumer.detection.network import FaceDetector, native_stderr_silenced
+from consumer.detection.network import FaceDetector
 from consumer.detection.scan import cut_tiles
 from consumer.imaging.types import Box
+from consumer.native_stderr import native_stderr_silenced
 from tests.images import ASTRONAUT_FACE
 from tests.support import SAMPLES, annotated_images, images_with_large_faces, iou, read_image
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from consumer.detection.model_files import DEFAULT_MODELS_DIR, DETECTORS, MODEL_FILES, ModelKind
-from consumer.detection.network import FaceDetector, native_stderr_silenced
+from consumer.detection.network import FaceDetector
 from consumer.errors import SetupError
 from consumer.imaging.decode import to_rgb8
+from consumer.native_stderr import native_stderr_silenced
 from tests.images import ASTRONAUT_FACE
 from tests.support import FACES, SAMPLES, iou, read_image
 

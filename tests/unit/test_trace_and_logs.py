@@ -68,7 +68,7 @@ def test_json_lines_hold_the_known_fields_and_nothing_else_attached() -> None:
 
 NATIVE_NOISE = """
 import logging, os, sys
-from consumer.detection.network import native_stderr_silenced
+from consumer.native_stderr import native_stderr_silenced
 from consumer.observability.logs import LogFormat, configure_logging
 configure_logging(LogFormat.JSON, verbose=False)
 with native_stderr_silenced():
