@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+from consumer.imaging.types import IMAGE_SUFFIXES
 
 
 def expand_images(paths: list[Path]) -> list[tuple[Path, Path]]:

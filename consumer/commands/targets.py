@@ -22,10 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from consumer.commands.inputs import IMAGE_SUFFIXES
 from consumer.errors import FaceguardError, NotAnImage, UnsupportedImage
 from consumer.imaging.decode import sniff_format
-from consumer.imaging.types import ImageFormat
+from consumer.imaging.types import IMAGE_SUFFIXES, ImageFormat
 
 STDIO = Path("-")
 SNIFF_BYTES = 64  # enough of a file's head to name its format
@@ -139,8 +138,7 @@ def expand(inputs: list[Path], exclude: Path) -> tuple[list[Found], list[tuple[P
 def named(relative: Path, image_format: ImageFormat, preview: bool) -> Path:
     """`relative`, its suffix made the format's own where it names another (a PNG called .jpg: x.jpg.png), and
     `.preview` before it for a preview."""
-    suffix = relative.suffix.lower()
-    own = suffix == image_format.extension or (image_format is ImageFormat.JPEG and suffix == ".jpeg")
+    own = relative.suffix.lower() in image_format.suffixes
     stem, ext = (relative.stem, relative.suffix) if own else (relative.name, image_format.extension)
     return relative.with_name(f"{stem}{'.preview' if preview else ''}{ext}")
 
@@ -148,7 +146,7 @@ def named(relative: Path, image_format: ImageFormat, preview: bool) -> Path:
 def format_named(output: Path) -> ImageFormat | None:
     """The format an output file's suffix names (`.jpg`, `.jpeg`, `.png`, `.bmp`, `.webp`), or None."""
     suffix = output.suffix.lower()
-    return next((f for f in ImageFormat if suffix in (f.extension, f".{f.value}")), None)
+    return next((f for f in ImageFormat if suffix in f.suffixes), None)
 
 
 def check_writable(output: Path) -> None:

@@ -22,10 +22,10 @@ from consumer.detection.model_files import DEFAULT_MODELS_DIR
 from consumer.evaluation.recall import AnnotatedImage, Half, half_of, load_annotations
 from consumer.evaluation.walls import build_walls
 from consumer.imaging.decode import inspect_image
+from consumer.imaging.types import IMAGE_SUFFIXES
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 FACEFREE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "facefree"
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
 class Suite(StrEnum):
@@ -79,7 +79,7 @@ def unannotated(folder: Path) -> list[AnnotatedImage]:
         raise FileNotFoundError(f"no photos at {folder}")
     images = []
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in PHOTO_SUFFIXES:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
             header = inspect_image(path.read_bytes(), max_pixels=10**9)
             images.append(AnnotatedImage(path, header.width, header.height, (), folder.name))
     return images

@@ -28,6 +28,15 @@ class ImageFormat(StrEnum):
     def extension(self) -> str:
         return ".jpg" if self is ImageFormat.JPEG else f".{self.value}"
 
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """The file-name suffixes (lower case) that name this format, its `extension` first."""
+        return (".jpg", ".jpeg") if self is ImageFormat.JPEG else (self.extension,)
+
+
+# File-name suffixes (lower case) of the formats Faceguard reads and writes.
+IMAGE_SUFFIXES = frozenset(suffix for image_format in ImageFormat for suffix in image_format.suffixes)
+
 
 @dataclass(frozen=True)
 class DecodedImage:
