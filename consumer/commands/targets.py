@@ -75,8 +75,8 @@ def plan(inputs: list[Path], output: Path, overwrite: bool, with_metadata: bool,
         targets = [Target(f.source, output, format_named(output)) for f in found]
     else:
         if named_as_image:
-            what = f"{len(inputs)} inputs" if len(inputs) > 1 else f"the folder {inputs[0]}"
-            raise UsageError(f"-o {output} names an image file, but {what} need a folder: name a folder")
+            what = f"{len(inputs)} inputs" if len(inputs) > 1 else f"the images in {inputs[0]}"
+            raise UsageError(f"-o {output} names an image file, but {what} are written into a folder: name a folder")
         check_folder(output, len(inputs))
         targets = [Target(f.source, output / named(f.relative, f.format, preview)) for f in found]
     check(targets, overwrite, with_metadata)

@@ -173,8 +173,12 @@ def test_an_output_file_is_written_in_the_format_its_name_says_and_never_made_a_
     refusals = (
         ([str(photo)], "masked.gif", "GIF is not written"),
         (["-"], "piped.tiff", "TIFF is not written"),
-        ([str(photo), str(SAMPLES / "coffee.png")], "two.jpg", "names an image file, but 2 inputs need a folder"),
-        ([str(photos)], "folder.png", f"names an image file, but the folder {photos} need a folder"),
+        (
+            [str(photo), str(SAMPLES / "coffee.png")],
+            "two.jpg",
+            "names an image file, but 2 inputs are written into a folder",
+        ),
+        ([str(photos)], "folder.png", f"but the images in {photos} are written into a folder"),
     )
     for inputs, name, message in refusals:
         refused = run("anonymize", *inputs, "-o", str(tmp_path / name), stdin=photo.read_bytes())
