@@ -115,11 +115,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
         if not sep:
             raise SetupError(f"--attr takes KEY=VALUE, not {pair!r}")
         attributes[key] = value
-    try:
-        refs = references(args.targets)
-    except FileNotFoundError as exc:
-        raise SetupError(str(exc)) from exc
-    requests = build_requests(refs, mask_options(args), attributes)  # type: ignore[arg-type]
+    requests = build_requests(references(args.targets), mask_options(args), attributes)  # type: ignore[arg-type]
     reachable_topics(settings, [settings.topic_requests], args.timeout)
     failed = 0
     published = submit(settings.kafka_client_config(), settings.producer_options, settings.topic_requests, requests)

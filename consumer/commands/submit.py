@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
 from consumer.commands.inputs import expand_images
+from consumer.commands.targets import UsageError
 from consumer.kafka.clients import publish
 from consumer.kafka.options import ClientConfig, ProducerOptions
 from consumer.records import JSON_HEADERS, OutgoingRecord
@@ -15,18 +16,31 @@ from schemas import ImageRequest, MaskOptions
 
 
 def references(targets: list[str]) -> list[str]:
-    """Image references for command-line targets: URLs as given, paths as absolute file:// URLs."""
+    """Image references for command-line targets: URLs as given, paths as absolute file:// URLs.
+    Raises UsageError for a path that does not exist."""
     refs: list[str] = []
     for target in targets:
         if "://" in target:
             refs.append(target)
-        else:
+            continue
+        try:
             refs.extend(path.resolve().as_uri() for path, _ in expand_images([Path(target)]))
+        except FileNotFoundError as exc:
+            raise UsageError(str(exc)) from exc
     return refs
 
 
 def build_requests(refs: list[str], mask: MaskOptions | None, attributes: dict[str, JsonValue]) -> list[ImageRequest]:
-    return [ImageRequest(request_id=uuid.uuid4().hex, image_ref=ref, mask=mask, attributes=attributes) for ref in refs]
+    """One request per reference. Raises UsageError naming the first reference a request cannot hold (an
+    ftp:// URL, a URL with spaces), so that nothing is published."""
+    requests = []
+    for ref in refs:
+        try:
+            requests.append(ImageRequest(request_id=uuid.uuid4().hex, image_ref=ref, mask=mask, attributes=attributes))
+        except ValidationError as exc:
+            reasons = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+            raise UsageError(f"{ref}: {reasons}") from exc
+    return requests
 
 
 def submit(

@@ -96,6 +96,20 @@ def test_anonymize_reports_a_bad_file_and_carries_on(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "astronaut.png").exists()
 
 
+def test_submit_names_a_reference_it_cannot_send_and_publishes_nothing(tmp_path: Path) -> None:
+    """Checked before any broker is asked (none listens here): one line naming the target, exit 2."""
+    nobody = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    for targets, said in (
+        ([str(SAMPLES / "astronaut.png"), "ftp://host/photo.jpg"], "ftp://host/photo.jpg: image_ref must be a file://"),
+        ([str(SAMPLES / "astronaut.png"), str(tmp_path / "missing.jpg")], f"{tmp_path / 'missing.jpg'} does not exist"),
+    ):
+        done = run(str(BIN / "faceguard"), "submit", *targets, env=nobody)
+        assert done.returncode == 2
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith(f"faceguard submit: error: {said}"), line
+        assert done.stdout == ""
+
+
 def test_worker_refuses_to_start_with_an_altered_model(tmp_path: Path) -> None:
     for model in MODEL_FILES.values():
         (tmp_path / model.filename).write_bytes((DEFAULT_MODELS_DIR / model.filename).read_bytes())
