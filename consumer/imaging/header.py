@@ -10,7 +10,7 @@ Raises NotAnImage when the header cannot be read.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from consumer.errors import NotAnImage
@@ -40,7 +40,9 @@ def read_header(data: bytes, image_format: ImageFormat) -> ImageHeader:
     return header
 
 
-def _jpeg(data: bytes) -> ImageHeader:
+def jpeg_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Each marker segment of JPEG `data` before its scan: (marker, payload). Raises IndexError or
+    struct.error when the data ends first."""
     pos = 2
     while True:
         while data[pos] != 0xFF:  # tolerate fill bytes between segments
@@ -52,27 +54,36 @@ def _jpeg(data: bytes) -> ImageHeader:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
             pos += 2
             continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if marker in _SOF_MARKERS:
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return ImageHeader(width, height)
         if marker == 0xDA:
-            raise ValueError("scan data before any frame header")
+            return
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        yield marker, data[pos + 4 : pos + 2 + length]
         pos += 2 + length
+
+
+def _jpeg(data: bytes) -> ImageHeader:
+    for marker, payload in jpeg_segments(data):
+        if marker in _SOF_MARKERS:  # sample precision, then height and width
+            height, width = struct.unpack(">HH", payload[1:5])
+            return ImageHeader(width, height)
+    raise ValueError("scan data before any frame header")
+
+
+def png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Each chunk of PNG `data` before its image data: (type, body)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"IDAT":
+            return
+        yield kind, data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
 
 
 def _png(data: bytes) -> ImageHeader:
     width, height = struct.unpack(">II", data[16:24])
-    animated = False
-    pos = 8
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        if kind == b"acTL":  # an APNG's animation control chunk comes before the first image data
-            animated = True
-        if kind == b"IDAT":
-            break
-        pos += 12 + length
+    # an APNG's animation control chunk comes before the first image data
+    animated = any(kind == b"acTL" for kind, _body in png_chunks(data))
     return ImageHeader(width, height, animated)
 
 

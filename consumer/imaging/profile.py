@@ -24,6 +24,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from consumer.imaging.header import jpeg_segments, png_chunks, read_header
 from consumer.imaging.types import ImageFormat, Pixels
 
 MAX_PROFILE_BYTES = 4 << 20  # profiles are a few KB; the largest common ones (LUT-based) under 1 MB
@@ -61,29 +62,10 @@ def with_profile(encoded: bytes, image_format: ImageFormat, profile: bytes | Non
     return _WRITERS[image_format](encoded, profile)
 
 
-def _jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
-    """Each marker segment before the scan: (marker, payload)."""
-    segments = []
-    pos = 2
-    while pos < len(data):
-        if data[pos] != 0xFF:
-            raise ValueError("not at a marker")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xDA:  # the scan: no profile after it
-            break
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        segments.append((marker, data[pos + 4 : pos + 2 + length]))
-        pos += 2 + length
-    return segments
-
-
 def _read_jpeg(data: bytes) -> bytes | None:
     chunks: dict[int, bytes] = {}
     count = 0
-    for marker, payload in _jpeg_segments(data):
+    for marker, payload in jpeg_segments(data):
         if marker == 0xE2 and payload.startswith(_JPEG_ICC):
             sequence, count = payload[len(_JPEG_ICC)], payload[len(_JPEG_ICC) + 1]
             chunks[sequence] = payload[len(_JPEG_ICC) + 2 :]
@@ -105,19 +87,12 @@ def _write_jpeg(encoded: bytes, profile: bytes) -> bytes:
 
 
 def _read_png(data: bytes) -> bytes | None:
-    pos = 8
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        if kind == b"IDAT":
-            return None
-        if kind == b"iCCP":
-            body = data[pos + 8 : pos + 8 + length]
-            name_end = body.index(b"\x00")
-            inflater = zlib.decompressobj()
-            profile = inflater.decompress(body[name_end + 2 :], MAX_PROFILE_BYTES + 1)
-            return profile if inflater.eof else None  # cut short, or longer than the limit
-        pos += 12 + length
-    return None
+    body = next((body for kind, body in png_chunks(data) if kind == b"iCCP"), None)
+    if body is None:
+        return None
+    inflater = zlib.decompressobj()
+    profile = inflater.decompress(body[body.index(b"\x00") + 2 :], MAX_PROFILE_BYTES + 1)
+    return profile if inflater.eof else None  # cut short, or longer than the limit
 
 
 def _write_png(encoded: bytes, profile: bytes) -> bytes:
@@ -151,22 +126,15 @@ def _write_webp(encoded: bytes, profile: bytes) -> bytes:
     if first == b"VP8X":
         header = bytes([payload[0] | _WEBP_ICC_FLAG]) + payload[1:]
         rest = chunks[1:]
-    else:
-        width, height, alpha = _webp_canvas(first, payload)
+    else:  # a simple WebP: a VP8X header announces the profile, with the canvas and (lossless) alpha
+        size = read_header(encoded, ImageFormat.WEBP)
+        alpha = first == b"VP8L" and bool(payload[4] & 0x10)  # the lossless header's alpha_is_used bit
         flags = _WEBP_ICC_FLAG | (_WEBP_ALPHA_FLAG if alpha else 0)
-        header = bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+        canvas = (size.width - 1).to_bytes(3, "little") + (size.height - 1).to_bytes(3, "little")
+        header = bytes([flags, 0, 0, 0]) + canvas
         rest = chunks
     body = b"WEBP" + _chunk(b"VP8X", header) + _chunk(b"ICCP", profile) + b"".join(_chunk(*c) for c in rest)
     return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
-def _webp_canvas(fourcc: bytes, payload: bytes) -> tuple[int, int, bool]:
-    """The width, height and whether alpha is used, of a simple (lossy VP8 or lossless VP8L) WebP."""
-    if fourcc == b"VP8L":
-        (bits,) = struct.unpack("<I", payload[1:5])
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bool(bits >> 28 & 1)
-    width, height = struct.unpack("<HH", payload[6:10])
-    return width & 0x3FFF, height & 0x3FFF, False
 
 
 _READERS = {ImageFormat.JPEG: _read_jpeg, ImageFormat.PNG: _read_png, ImageFormat.WEBP: _read_webp}
