@@ -41,7 +41,7 @@ from schemas import MaskOptions
 
 if TYPE_CHECKING:
     from consumer.commands.dlq import DlqFilter
-    from consumer.evaluation.recall import Half
+    from consumer.evaluation.recall import AnnotatedImage, Half
 
 log = logging.getLogger("faceguard")
 
@@ -280,15 +280,23 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _evaluate_suites(settings: Settings, args: argparse.Namespace, split: Half, work: Path) -> int:
-    from consumer.evaluation.recall import evaluate_strategy, format_per_image, format_table, half_of, load_annotations
+    from consumer.evaluation.recall import (
+        AnnotationsError,
+        evaluate_strategy,
+        format_per_image,
+        format_table,
+        half_of,
+    )
     from consumer.evaluation.suites import Suite, suite_images
 
+    if args.annotations is not None and args.suite:
+        raise UsageError("--annotations measures your file instead of a suite: give one or the other")
+    if args.subset is not None and args.annotations is None:
+        raise UsageError("--subset picks images of your --annotations file; a suite picks its own")
     summaries = {}
     for suite in [Suite(name) for name in args.suite or [Suite.FACES.value]]:
         if args.annotations is not None:
-            if not args.annotations.is_file():
-                raise SetupError(f"no annotations file at {args.annotations}")
-            images = load_annotations(args.annotations, args.subset or None)
+            images = annotated_images(args.annotations, args.subset)
             images = half_of(images[: args.limit] if args.limit else images, split)
             name = str(args.annotations)
         else:
@@ -297,11 +305,14 @@ def _evaluate_suites(settings: Settings, args: argparse.Namespace, split: Half, 
             except FileNotFoundError as exc:
                 raise SetupError(str(exc)) from exc
             name = suite.value
-        reports = {
-            preset.value: evaluate_strategy(images, PRESETS[preset], settings.models_dir, settings.mask_margin)
-            for preset in args.preset or [settings.preset]
-        }
-        print(f"{name}: {len(images)} photos ({split.value})")
+        try:
+            reports = {
+                preset.value: evaluate_strategy(images, PRESETS[preset], settings.models_dir, settings.mask_margin)
+                for preset in args.preset or [settings.preset]
+            }
+        except AnnotationsError as exc:  # a photo that cannot be decoded: named, one line
+            raise SetupError(str(exc)) from exc
+        print(f"{name}: {len(images)} photo{'' if len(images) == 1 else 's'} ({split.value})")
         print(format_table(reports))
         if args.annotations is None and not suite.annotated:
             print(format_per_image(reports))
@@ -311,6 +322,24 @@ def _evaluate_suites(settings: Settings, args: argparse.Namespace, split: Half, 
     if args.json:
         print(json.dumps(summaries))
     return 0
+
+
+def annotated_images(path: Path, subset: str | None) -> list[AnnotatedImage]:
+    """The images of the user's annotations file (of `subset`, when given). Raises UsageError when there is
+    none, or the file or a line of it is not what `load_annotations` reads."""
+    from consumer.evaluation.recall import AnnotationsError, load_annotations
+
+    if not path.is_file():
+        raise UsageError(f"--annotations {path}: no such file")
+    try:
+        images = load_annotations(path, subset)
+    except AnnotationsError as exc:
+        raise UsageError(str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text") from exc
+    if not images:
+        raise UsageError(f"{path} annotates no image" + ("" if subset is None else f" of subset {subset!r}"))
+    return images
 
 
 HANDLERS = {

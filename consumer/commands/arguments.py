@@ -242,8 +242,14 @@ def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     evaluation.add_argument(
         "--split", choices=["all", "even", "odd"], default="all", help="only the even- or odd-numbered photos"
     )
-    evaluation.add_argument("--annotations", type=Path, default=None, help="an annotations file of yours instead")
-    evaluation.add_argument("--subset", default="wider-val", help="only images of this subset ('' for all)")
+    evaluation.add_argument(
+        "--annotations",
+        type=Path,
+        default=None,
+        help='an annotations file of yours instead of a suite: one JSON object per line, {"image": "a.jpg",'
+        ' "faces": [[x, y, w, h], ...]}, the images beside it or in its images/ folder',
+    )
+    evaluation.add_argument("--subset", default=None, help="with --annotations: only images of this subset")
     evaluation.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
     evaluation.add_argument(
         "--preset",

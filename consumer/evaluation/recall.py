@@ -17,12 +17,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from consumer.detection.scan import ScanDetector
 from consumer.detection.strategy import Strategy
-from consumer.imaging.decode import decode_image
+from consumer.errors import InvalidInput
+from consumer.imaging.decode import decode_image, inspect_image
 from consumer.imaging.types import Box, Pixels
 
 # The shared annotated photos, beside the repository (../shared/data/faces).
@@ -49,26 +51,64 @@ class AnnotatedImage:
     subset: str
 
 
+class AnnotationsError(ValueError):
+    """A line of an annotations file that is not an annotation, or names an image that is not there."""
+
+
 def load_annotations(path: Path, subset: str | None = None) -> list[AnnotatedImage]:
-    """Images of an annotations file (`../shared/data/faces/annotations.jsonl` format), in file order."""
+    """Images of an annotations file, in file order: one JSON object per line, `{"image": "a.jpg", "faces":
+    [[x, y, w, h], ...]}`, optionally with the image's `width` and `height` (read from its header when
+    absent), a `subset`, and WIDER's `difficulty` lists (`../shared/data/faces/annotations.jsonl`). Each image
+    lies in the file's `images/` folder when it has one, otherwise beside the file. Raises AnnotationsError
+    naming the line for one that is not such an object, or whose image is not there."""
+    folder = path.parent / "images" if (path.parent / "images").is_dir() else path.parent
     images = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
-        entry = json.loads(line)
-        if subset is not None and entry.get("subset") != subset:
-            continue
-        difficulty = entry.get("difficulty") or {}
-        count = len(entry["faces"])
-        invalid = difficulty.get("invalid") or [0] * count
-        hard = difficulty.get("hard") or [0] * count
-        faces = tuple(
-            AnnotatedFace(Box(*map(int, box)), bool(bad), bool(is_hard))
-            for box, bad, is_hard in zip(entry["faces"], invalid, hard, strict=True)
-        )
-        image_path = path.parent / "images" / entry["image"]
-        images.append(AnnotatedImage(image_path, entry["width"], entry["height"], faces, entry.get("subset", "")))
+        try:
+            image = _annotated(json.loads(line), folder)
+        except json.JSONDecodeError as exc:
+            raise AnnotationsError(f"{path} line {number}: not JSON ({exc.msg})") from exc
+        except KeyError as exc:
+            raise AnnotationsError(f"{path} line {number}: no {exc} field") from exc
+        except (ValueError, TypeError, OSError, InvalidInput) as exc:
+            raise AnnotationsError(f"{path} line {number}: {exc}") from exc
+        if subset is None or image.subset == subset:
+            images.append(image)
     return images
+
+
+def _annotated(entry: dict[str, Any], folder: Path) -> AnnotatedImage:
+    """One line's image. Raises ValueError, KeyError, TypeError or OSError for a line that is not one."""
+    if not isinstance(entry, dict):
+        raise ValueError("not a JSON object")
+    image_path = folder / str(entry["image"])
+    if not image_path.is_file():
+        raise ValueError(f"no image at {image_path}")
+    difficulty = entry.get("difficulty") or {}
+    count = len(entry["faces"])
+    invalid = difficulty.get("invalid") or [0] * count
+    hard = difficulty.get("hard") or [0] * count
+    for name, labels in (("invalid", invalid), ("hard", hard)):
+        if len(labels) != count:
+            raise ValueError(f"difficulty.{name} has {len(labels)} labels for {count} faces")
+    faces = tuple(
+        AnnotatedFace(_face_box(box), bool(bad), bool(is_hard))
+        for box, bad, is_hard in zip(entry["faces"], invalid, hard, strict=True)
+    )
+    if "width" in entry and "height" in entry:
+        width, height = int(entry["width"]), int(entry["height"])
+    else:
+        header = inspect_image(image_path.read_bytes(), max_pixels=10**9)
+        width, height = header.width, header.height
+    return AnnotatedImage(image_path, width, height, faces, str(entry.get("subset", "")))
+
+
+def _face_box(box: object) -> Box:
+    if not isinstance(box, list) or len(box) != 4:
+        raise ValueError(f"a face is [x, y, w, h], not {json.dumps(box)[:40]}")
+    return Box(*map(int, box))
 
 
 class Half(StrEnum):
@@ -188,10 +228,14 @@ Detect = Callable[[Pixels], list[Box]]
 
 
 def evaluate(images: Iterable[AnnotatedImage], detect: Detect, margin: float) -> Report:
-    """Decode every image as the worker does, run `detect` on it (timing only that) and score the result."""
+    """Decode every image as the worker does, run `detect` on it (timing only that) and score the result.
+    Raises AnnotationsError naming an image that cannot be read or decoded."""
     report = Report()
     for image in images:
-        pixels = decode_image(image.path.read_bytes(), max_pixels=10**9).pixels
+        try:
+            pixels = decode_image(image.path.read_bytes(), max_pixels=10**9).pixels
+        except (OSError, InvalidInput) as exc:
+            raise AnnotationsError(f"{image.path}: {exc}") from exc
         started = time.perf_counter()
         boxes = detect(pixels)
         elapsed_ms = (time.perf_counter() - started) * 1000

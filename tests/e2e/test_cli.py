@@ -182,6 +182,34 @@ def test_eval_reports_masked_faces_on_a_fixed_subset_above_the_regression_floor(
     assert summary["unmatched_share"] <= 0.38
 
 
+def test_eval_measures_a_users_own_annotations_and_names_what_it_cannot_read(tmp_path: Path) -> None:
+    """A file of the user's own: the images beside it, only their faces given. Before, `--subset` defaulted
+    to WIDER's and such a file gave an empty table with exit 0; a bad line gave a traceback."""
+    (tmp_path / "astronaut.png").write_bytes((SAMPLES / "astronaut.png").read_bytes())
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(json.dumps({"image": "astronaut.png", "faces": [list(ASTRONAUT_FACE)]}) + "\n")
+    done = run(str(BIN / "faceguard"), "eval", "--annotations", str(mine), "--preset", "fast", "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{mine}: 1 photo (all)")
+    [summary] = json.loads(done.stdout.splitlines()[-1])[str(mine)].values()
+    assert (summary["images"], summary["faces"], summary["masked_share"]) == (1, 1, 1.0)
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(mine.read_text() + '{"image": "astronaut.png", "faces": [[10, 20, 30]]}\n')
+    cases = {
+        ("--annotations", str(bad)): f"{bad} line 2: a face is [x, y, w, h], not [10, 20, 30]",
+        ("--annotations", str(tmp_path / "none.jsonl")): f"--annotations {tmp_path / 'none.jsonl'}: no such file",
+        ("--annotations", str(mine), "--subset", "wider-val"): f"{mine} annotates no image of subset 'wider-val'",
+        ("--annotations", str(mine), "--suite", "faces"): "--annotations measures your file instead of a suite:"
+        " give one or the other",
+    }
+    for args, reason in cases.items():
+        done = run(str(BIN / "faceguard"), "eval", *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.strip().splitlines() == [f"faceguard eval: error: {reason}"]
+        assert done.stdout == ""
+
+
 def test_eval_builds_the_walls_of_faces_measures_them_and_leaves_no_file(tmp_path: Path) -> None:
     """`--suite walls` makes its five walls (faces 16 to 36 px) in a temporary folder and removes it after."""
     done = run(str(BIN / "faceguard"), "eval", "--suite", "walls", "--json", env={"TMPDIR": str(tmp_path)})

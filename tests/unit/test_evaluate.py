@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
 
 from consumer.evaluation.recall import (
     AnnotatedFace,
     AnnotatedImage,
+    AnnotationsError,
     Report,
     bucket_of,
     format_table,
@@ -68,7 +74,13 @@ def test_report_buckets_by_face_height_and_hard_list() -> None:
     assert summary["detect_ms_per_image"] == 4.0
 
 
+def write_image(path: Path, width: int = 50, height: int = 40) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cv2.imencode(path.suffix, np.zeros((height, width, 3), np.uint8))[1].tobytes())
+
+
 def test_annotations_file_format(tmp_path: Path) -> None:
+    write_image(tmp_path / "images" / "a.jpg")
     entry = {
         "image": "a.jpg",
         "width": 50,
@@ -84,6 +96,43 @@ def test_annotations_file_format(tmp_path: Path) -> None:
     assert wider.path == tmp_path / "images" / "a.jpg"
     assert wider.faces == (AnnotatedFace(Box(1, 2, 3, 4), hard=True), AnnotatedFace(Box(5, 6, 7, 8), invalid=True))
     assert len(load_annotations(path)) == 2
+
+
+def test_a_users_annotations_need_only_the_image_and_its_faces(tmp_path: Path) -> None:
+    """Without an images/ folder the images lie beside the file; a size left out is read from the image."""
+    write_image(tmp_path / "mine.png", width=64, height=48)
+    path = tmp_path / "annotations.jsonl"
+    path.write_text(json.dumps({"image": "mine.png", "faces": [[1, 2, 30, 40]]}) + "\n\n")
+    [mine] = load_annotations(path)
+    assert (mine.path, mine.width, mine.height, mine.subset) == (tmp_path / "mine.png", 64, 48, "")
+    assert mine.faces == (AnnotatedFace(Box(1, 2, 30, 40)),)
+    assert load_annotations(path, "wider-val") == []
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("{not json", "line 2: not JSON"),
+        ("[1, 2]", "line 2: not a JSON object"),
+        ('{"faces": []}', "line 2: no 'image' field"),
+        ('{"image": "a.png"}', "line 2: no 'faces' field"),
+        ('{"image": "a.png", "faces": [[1, 2, 3]]}', "line 2: a face is [x, y, w, h], not [1, 2, 3]"),
+        ('{"image": "a.png", "faces": [[1, 2, "w", 4]]}', "line 2: invalid literal"),
+        (
+            '{"image": "a.png", "faces": [[1, 2, 3, 4]], "difficulty": {"hard": [1, 0]}}',
+            "line 2: difficulty.hard has 2 labels for 1 faces",
+        ),
+        ('{"image": "gone.png", "faces": []}', "line 2: no image at "),
+        ('{"image": "text.png", "faces": []}', "line 2: the 4 bytes are not a JPEG, PNG, BMP or WebP image"),
+    ],
+)
+def test_a_line_that_is_not_an_annotation_is_named(tmp_path: Path, line: str, reason: str) -> None:
+    write_image(tmp_path / "a.png")
+    (tmp_path / "text.png").write_text("text")
+    path = tmp_path / "annotations.jsonl"
+    path.write_text(json.dumps({"image": "a.png", "faces": []}) + "\n" + line + "\n")
+    with pytest.raises(AnnotationsError, match="^" + re.escape(f"{path} {reason}")):
+        load_annotations(path)
 
 
 def test_the_table_keeps_cells_wider_than_the_names_apart() -> None:
