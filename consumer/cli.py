@@ -232,6 +232,9 @@ def cmd_collect(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+DLQ_REACH_TIMEOUT_S = 10.0  # how long `dlq list` and `dlq redrive` wait for the brokers before saying so
+
+
 def dlq_filter(args: argparse.Namespace) -> DlqFilter:
     from consumer.commands.dlq import DlqFilter, parse_time
 
@@ -246,6 +249,7 @@ def dlq_filter(args: argparse.Namespace) -> DlqFilter:
 def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.commands.dlq import dead_letters, describe
 
+    reachable_topics(settings, [settings.topic_dlq], DLQ_REACH_TIMEOUT_S)
     count = 0
     for letter in dead_letters(settings.kafka_client_config(), settings.topic_dlq, dlq_filter(args)):
         count += 1
@@ -257,6 +261,7 @@ def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dlq_redrive(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.commands.dlq import dead_letters, describe, plan_redrive, redrive
 
+    reachable_topics(settings, [settings.topic_dlq], DLQ_REACH_TIMEOUT_S)
     client = settings.kafka_client_config()
     plan = plan_redrive(dead_letters(client, settings.topic_dlq, dlq_filter(args)), args.max_redrives)
     for letter, why in plan.refused:

@@ -110,6 +110,17 @@ def test_submit_names_a_reference_it_cannot_send_and_publishes_nothing(tmp_path:
         assert done.stdout == ""
 
 
+def test_dlq_commands_without_a_broker_say_so_in_one_line() -> None:
+    """Before, `dlq list` logged librdkafka's connection failures line by line, then its own error."""
+    nobody = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    for command in (["dlq", "list"], ["dlq", "redrive", "--dry-run"]):
+        done = run(str(BIN / "faceguard"), *command, env=nobody)
+        assert done.returncode == 1
+        [line] = done.stderr.strip().splitlines()
+        assert json.loads(line)["message"].startswith("cannot reach Kafka at 127.0.0.1:9"), line
+        assert done.stdout == ""
+
+
 def test_worker_refuses_to_start_with_an_altered_model(tmp_path: Path) -> None:
     for model in MODEL_FILES.values():
         (tmp_path / model.filename).write_bytes((DEFAULT_MODELS_DIR / model.filename).read_bytes())
