@@ -106,9 +106,9 @@ def _annotated(entry: dict[str, Any], folder: Path) -> AnnotatedImage:
 
 
 def _face_box(box: object) -> Box:
-    if not isinstance(box, list) or len(box) != 4:
-        raise ValueError(f"a face is [x, y, w, h], not {json.dumps(box)[:40]}")
-    return Box(*map(int, box))
+    if isinstance(box, list) and len(box) == 4 and all(type(v) in (int, float) for v in box):
+        return Box(*(int(v) for v in box))
+    raise ValueError(f"a face is [x, y, w, h] in pixels, not {json.dumps(box)[:40]}")
 
 
 class Half(StrEnum):

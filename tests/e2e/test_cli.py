@@ -208,7 +208,7 @@ def test_eval_measures_a_users_own_annotations_and_names_what_it_cannot_read(tmp
     bad = tmp_path / "bad.jsonl"
     bad.write_text(mine.read_text() + '{"image": "astronaut.png", "faces": [[10, 20, 30]]}\n')
     cases = {
-        ("--annotations", str(bad)): f"{bad} line 2: a face is [x, y, w, h], not [10, 20, 30]",
+        ("--annotations", str(bad)): f"{bad} line 2: a face is [x, y, w, h] in pixels, not [10, 20, 30]",
         ("--annotations", str(tmp_path / "none.jsonl")): f"--annotations {tmp_path / 'none.jsonl'}: no such file",
         ("--annotations", str(mine), "--subset", "wider-val"): f"{mine} annotates no image of subset 'wider-val'",
         ("--annotations", str(mine), "--suite", "faces"): "--annotations measures your file instead of a suite:"

@@ -116,8 +116,11 @@ def test_a_users_annotations_need_only_the_image_and_its_faces(tmp_path: Path) -
         ("[1, 2]", "line 2: not a JSON object"),
         ('{"faces": []}', "line 2: no 'image' field"),
         ('{"image": "a.png"}', "line 2: no 'faces' field"),
-        ('{"image": "a.png", "faces": [[1, 2, 3]]}', "line 2: a face is [x, y, w, h], not [1, 2, 3]"),
-        ('{"image": "a.png", "faces": [[1, 2, "w", 4]]}', "line 2: invalid literal"),
+        ('{"image": "a.png", "faces": [[1, 2, 3]]}', "line 2: a face is [x, y, w, h] in pixels, not [1, 2, 3]"),
+        (
+            '{"image": "a.png", "faces": [[1, 2, "w", 4]]}',
+            'line 2: a face is [x, y, w, h] in pixels, not [1, 2, "w", 4]',
+        ),
         (
             '{"image": "a.png", "faces": [[1, 2, 3, 4]], "difficulty": {"hard": [1, 0]}}',
             "line 2: difficulty.hard has 2 labels for 1 faces",
