@@ -60,6 +60,7 @@ NETWORKS = (
     (ModelKind.FACE_MESH, 192),
     (ModelKind.SELFIE_SEGMENTATION, 256),
 )
+ROUNDS = 2  # alternated runs of the preset with and without its verifier
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16")
 RESOLVERS = {
     "xnnpack": litert.OpResolverType.AUTO,
@@ -142,38 +143,35 @@ class InvokeClock:
 
 
 def preset_split(preset: Preset, photos: int, models_dir: Path) -> dict[str, dict[str, float]]:
-    """The preset with and without its verifier, alternated twice on the same decoded photos: ms per photo,
-    ms per photo inside the networks, and network calls per photo."""
+    """The preset with and without its verifier, alternated `ROUNDS` times on the same decoded photos: ms per
+    photo, ms per photo inside the networks, and network calls per photo."""
     images = load_annotations(FACES, "wider-val")[:photos]
     pixels = [decode_image(image.path.read_bytes(), max_pixels=10**9).pixels for image in images]
     strategies = {"whole": PRESETS[preset], "passes only": dataclasses.replace(PRESETS[preset], verify=None)}
-    totals = {name: [0.0, 0.0, 0] for name in strategies}
     detectors = {name: ScanDetector(strategy, models_dir) for name, strategy in strategies.items()}
+    clocks = {name: InvokeClock() for name in strategies}  # each accumulates over the rounds
+    elapsed = dict.fromkeys(strategies, 0.0)
     try:
         for detector in detectors.values():
             detector.detect(pixels[0])
-        for _ in range(2):
+        for _ in range(ROUNDS):
             for name, detector in detectors.items():
-                clock = InvokeClock()
-                with clock.counting():
+                with clocks[name].counting():
                     start = time.perf_counter()
                     for image in pixels:
                         detector.detect(image)
-                    elapsed = time.perf_counter() - start
-                totals[name][0] += elapsed
-                totals[name][1] += clock.seconds
-                totals[name][2] += clock.calls
+                    elapsed[name] += time.perf_counter() - start
     finally:
         for detector in detectors.values():
             detector.close()
-    runs = 2 * len(pixels)
+    runs = ROUNDS * len(pixels)
     return {
         name: {
-            "ms_per_photo": round(total * 1000 / runs, 1),
-            "network_ms_per_photo": round(network * 1000 / runs, 1),
-            "network_calls_per_photo": round(calls / runs, 1),
+            "ms_per_photo": round(elapsed[name] * 1000 / runs, 1),
+            "network_ms_per_photo": round(clock.seconds * 1000 / runs, 1),
+            "network_calls_per_photo": round(clock.calls / runs, 1),
         }
-        for name, (total, network, calls) in totals.items()
+        for name, clock in clocks.items()
     }
 
 

@@ -100,9 +100,14 @@ def _annotated(entry: dict[str, Any], folder: Path) -> AnnotatedImage:
     if "width" in entry and "height" in entry:
         width, height = int(entry["width"]), int(entry["height"])
     else:
-        header = inspect_image(image_path.read_bytes(), max_pixels=10**9)
-        width, height = header.width, header.height
+        width, height = image_size(image_path)
     return AnnotatedImage(image_path, width, height, faces, str(entry.get("subset", "")))
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """Width and height of the image file at `path`, from its header. Raises OSError or InvalidInput."""
+    header = inspect_image(path.read_bytes(), max_pixels=10**9)
+    return header.width, header.height
 
 
 def _face_box(box: object) -> Box:

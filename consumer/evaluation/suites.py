@@ -19,9 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from consumer.detection.model_files import DEFAULT_MODELS_DIR
-from consumer.evaluation.recall import AnnotatedImage, Half, half_of, load_annotations
+from consumer.evaluation.recall import AnnotatedImage, Half, half_of, image_size, load_annotations
 from consumer.evaluation.walls import build_walls
-from consumer.imaging.decode import inspect_image
 from consumer.imaging.types import IMAGE_SUFFIXES
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -80,6 +79,5 @@ def unannotated(folder: Path) -> list[AnnotatedImage]:
     images = []
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            header = inspect_image(path.read_bytes(), max_pixels=10**9)
-            images.append(AnnotatedImage(path, header.width, header.height, (), folder.name))
+            images.append(AnnotatedImage(path, *image_size(path), (), folder.name))
     return images
